@@ -1,0 +1,112 @@
+"""Exception handlers: every error leaves as problem+json (API.md "Errors")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PROBLEM_JSON, AppError, problem
+from app.log import get_logger
+
+log = get_logger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def problem_response(
+    body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(exc.to_problem(request.url.path), exc.status, exc.headers)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}"
+    body = problem(exc.status_code, detail, code, instance=request.url.path)
+    return problem_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"])
+    detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+    body = problem(
+        422, detail, "validation_error", instance=request.url.path, errors=jsonable_encoder(errors)
+    )
+    return problem_response(body, 422)
+
+
+class CatchAllMiddleware:
+    """Turn an unexpected exception into a 500 problem (no internals, with the request id).
+
+    Installed inside the request-id and CORS middleware, so the 500 still
+    carries ``X-Request-ID``; Starlette's own ``Exception`` handler would run
+    outside them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            path = scope.get("path", "")
+            log.exception("unhandled_error", path=path, method=scope.get("method"))
+            if started:
+                raise
+            body = problem(
+                500,
+                "An unexpected error occurred. Quote the request id when reporting it.",
+                "internal_error",
+                instance=path,
+                request_id=correlation_id.get(),
+            )
+            await problem_response(body, 500)(scope, receive, send)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

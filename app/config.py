@@ -1,0 +1,154 @@
+"""Settings: every variable of the contract, from the environment or `.env`.
+
+One :class:`Settings` class; :func:`get_settings` caches the process-wide
+instance. Tests build ``Settings(...)`` directly and hand it to
+``create_app(settings)`` instead of mutating the environment.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "change-me-in-production-this-is-not-a-secret"  # noqa: S105
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _split_list(value: object) -> object:
+    """Accept a JSON list or a comma-separated string (``.txt,.md``)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of one process (API and/or workers)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT_DIR / 'data' / 'novel_tasks.db'}"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    upload_dir: Path = ROOT_DIR / "uploads"
+    max_file_size: int = Field(default=10 * 1024 * 1024, ge=1)
+    allowed_extensions: Annotated[list[str], NoDecode] = [".txt", ".md"]
+    max_batch_files: int = Field(default=25, ge=1, le=1000)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    secret_key: str = Field(default=DEFAULT_SECRET_KEY, min_length=16)
+    access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    admin_email: str | None = None
+    admin_password: str | None = None
+
+    worker_concurrency: int = Field(default=2, ge=0, le=256)
+    task_timeout_seconds: float = Field(default=600.0, gt=0)
+    task_max_retries: int = Field(default=3, ge=0, le=100)
+    task_lease_seconds: float = Field(default=30.0, gt=0)
+    result_ttl_days: float = Field(default=30.0, gt=0)
+    worker_poll_seconds: float = Field(default=5.0, gt=0)
+
+    rate_limit: str = "100/minute"
+    login_rate_limit: str = "10/minute"
+    rate_limit_storage_uri: str = "memory://"
+
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["console", "json"] = Field(
+        default_factory=lambda: "console" if sys.stderr.isatty() else "json"
+    )
+
+    @field_validator("allowed_extensions", "cors_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("allowed_extensions")
+    @classmethod
+    def _extensions(cls, value: list[str]) -> list[str]:
+        normalised = []
+        for ext in value:
+            ext = ext.strip().lower()
+            if not ext:
+                continue
+            if not ext.startswith("."):
+                ext = "." + ext
+            normalised.append(ext)
+        if not normalised:
+            raise ValueError("at least one extension is required")
+        return normalised
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Normalise plain driver names to the async drivers the service uses."""
+        for plain, async_ in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(plain):
+                return async_ + value[len(plain) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("rate_limit", "login_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '100/minute': {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError("SECRET_KEY must be set to a private value in production")
+        if (self.admin_email is None) != (self.admin_password is None):
+            raise ValueError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def describe_settings_error(exc: Exception) -> str:
+    """A start-up message naming each bad variable (``MAX_FILE_SIZE: …``)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]).upper() or "SETTINGS"
+        lines.append(f"{name}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

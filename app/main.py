@@ -1,0 +1,128 @@
+"""The application factory: middleware, routers, problem handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic import ValidationError
+
+from app import __version__
+from app.api import api_router
+from app.api import health as health_api
+from app.api.problems import CatchAllMiddleware, install_problem_handlers
+from app.config import Settings, describe_settings_error, get_settings
+from app.database import create_engine_for, create_session_factory
+from app.log import configure_logging, get_logger
+from app.metrics import build_registry
+
+log = get_logger(__name__)
+
+REQUEST_ID_MAX_LENGTH = 128
+
+
+def _valid_request_id(value: str) -> bool:
+    """Echo any client id that is short printable ASCII; otherwise a fresh one is made."""
+    return 0 < len(value) <= REQUEST_ID_MAX_LENGTH and value.isascii() and value.isprintable()
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with AsyncExitStack() as stack:
+            engine = create_engine_for(settings)
+            stack.push_async_callback(engine.dispose)
+            session_factory = create_session_factory(engine)
+            settings.upload_dir.mkdir(parents=True, exist_ok=True)
+            state: dict[str, Any] = {
+                "settings": settings,
+                "engine": engine,
+                "session_factory": session_factory,
+            }
+            app.state.session_factory = session_factory
+            log.info(
+                "service_started",
+                version=__version__,
+                environment=settings.environment,
+                backend="sqlite" if settings.is_sqlite else "postgresql",
+                workers=settings.worker_concurrency,
+            )
+            yield state
+            log.info("service_stopping")
+
+    return lifespan
+
+
+def load_settings() -> Settings:
+    """The process settings, or exit with a message naming each bad variable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SystemExit(describe_settings_error(exc)) from None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="Novel Task Manager",
+        version=__version__,
+        description=(
+            "Upload manuscripts, analyse them in a durable queue, watch progress live "
+            "(WebSocket or SSE) and download the report."
+        ),
+        lifespan=_lifespan(settings),
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+
+    app.include_router(health_api.router)
+    app.include_router(api_router)
+
+    registry = build_registry()
+    app.state.metrics_registry = registry
+    Instrumentator(
+        registry=registry,
+        excluded_handlers=["/metrics", r".*/events$"],
+        should_group_untemplated=True,
+    ).instrument(app)
+
+    # Added innermost first: CatchAll sits inside CORS and the request id, so
+    # even a 500 carries X-Request-ID and CORS headers.
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=[
+            "X-Request-ID",
+            "Location",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "Content-Disposition",
+            "ETag",
+        ],
+    )
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name="X-Request-ID", validator=_valid_request_id
+    )
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # ``uvicorn app.main:app`` builds the app on first access, not at import, so
+    # tests and tools can import this module without reading the environment.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,72 @@
+"""The contract every processor follows.
+
+A processor is a pure function of an input file and a progress callback: it
+reads ``input_path``, writes its result files into ``output_dir`` (which
+exists and is empty), reports progress through ``progress(percent, stage)``
+and returns a :class:`ProcessorOutput`. It never touches the database or the
+network; the worker pool does that around it.
+
+Errors::
+
+    ProcessorError            the attempt failed; ``retryable`` says whether
+      └── PermanentError      a new attempt could succeed (False here: e.g.
+                              an undecodable file fails the task at once)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+ProgressCallback = Callable[[int, str], None]
+"""``progress(percent, stage)``: percent is 0-100 and never decreases; stage is a short label."""
+
+
+class ProcessorError(Exception):
+    """An attempt failed. ``message`` is a human sentence shown to the user (no traceback)."""
+
+    retryable: bool = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class PermanentError(ProcessorError):
+    """A failure that another attempt cannot fix (bad input)."""
+
+    retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """One result file written into ``output_dir``; ``name`` is its file name there."""
+
+    name: str
+    content_type: str
+
+
+@dataclass(slots=True)
+class ProcessorOutput:
+    """What a processor hands back. ``files[0]`` is the primary result (``result_url``)."""
+
+    files: list[OutputFile] = field(default_factory=list)
+    summary: str = ""
+    quality_score: float | None = None
+    confidence_score: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor(Protocol):
+    """A kind of work. ``cpu_bound`` processors run in a process pool, others inline."""
+
+    name: str
+    cpu_bound: bool
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput: ...
