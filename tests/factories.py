@@ -11,7 +11,7 @@ from app.config import Settings
 from app.models import Role, User
 from app.services import auth as auth_service
 
-PASSWORD = "correct horse battery staple"  # noqa: S105
+PASSWORD = "correct horse battery staple"
 
 
 async def make_user(

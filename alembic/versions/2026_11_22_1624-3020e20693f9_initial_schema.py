@@ -241,7 +241,6 @@ def upgrade() -> None:
         sa.Column("worker_id", sa.String(length=36), nullable=True),
         sa.Column("locked_until", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["task_id"], ["tasks.id"], name=op.f("fk_task_queue_task_id_tasks"), ondelete="CASCADE"
         ),

@@ -1,0 +1,1 @@
+"""Task events: producers call ``publish_task_event``; consumers subscribe to the hub."""

@@ -1,0 +1,133 @@
+"""Publishing task events, tied to the transaction that made the change.
+
+``publish_task_event(session, task)`` numbers the event (``task.event_seq``)
+and delivers it only if and when the session's transaction commits:
+
+- every process hands committed events to its local sinks (the in-process
+  hub that feeds WebSocket and SSE clients);
+- on PostgreSQL the event is also sent with ``pg_notify`` inside the same
+  transaction, so other processes' listeners receive it exactly on commit
+  (see ``app.events.listener``); a process ignores its own notifications.
+
+A rolled-back change publishes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.models import Task
+
+EVENTS_CHANNEL = "ntm_task_events"
+PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+MAX_ERROR_LENGTH = 1000  # keeps a NOTIFY payload far below PostgreSQL's 8000 bytes
+_PENDING_KEY = "ntm_pending_task_events"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """A task's state after a change: the ``task_update`` payload plus routing."""
+
+    task_id: str
+    owner_id: str
+    seq: int
+    status: str
+    progress: int
+    stage: str
+    result_url: str | None
+    error_message: str | None
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskEvent:
+        error = task.error_message
+        if error is not None and len(error) > MAX_ERROR_LENGTH:
+            error = error[: MAX_ERROR_LENGTH - 1] + "…"
+        return cls(
+            task_id=task.id,
+            owner_id=task.owner_id,
+            seq=task.event_seq,
+            status=task.status,
+            progress=task.progress,
+            stage=task.stage,
+            result_url=task.result_url,
+            error_message=error,
+        )
+
+    def to_message(self) -> dict[str, Any]:
+        """The WebSocket/SSE ``task_update`` message."""
+        return {
+            "type": "task_update",
+            "task_id": self.task_id,
+            "status": self.status,
+            "progress": self.progress,
+            "stage": self.stage,
+            "result_url": self.result_url,
+            "error_message": self.error_message,
+        }
+
+    def to_json(self, origin: str = PROCESS_ID) -> str:
+        return json.dumps({"origin": origin, **asdict(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, payload: str) -> tuple[str, TaskEvent]:
+        data = json.loads(payload)
+        origin = data.pop("origin", "")
+        return origin, cls(**data)
+
+
+Sink = Callable[[TaskEvent], None]
+_sinks: list[Sink] = []
+
+
+def add_sink(sink: Sink) -> None:
+    """Receive every event committed in this process (called on the event loop thread)."""
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def remove_sink(sink: Sink) -> None:
+    if sink in _sinks:
+        _sinks.remove(sink)
+
+
+def deliver_local(task_event: TaskEvent) -> None:
+    for sink in list(_sinks):
+        sink(task_event)
+
+
+async def publish_task_event(session: AsyncSession, task: Task) -> TaskEvent:
+    """Number a change of ``task`` and deliver it when ``session`` commits.
+
+    The caller has already applied the change to ``task`` (a loaded, current row).
+    """
+    task.event_seq = (task.event_seq or 0) + 1
+    task_event = TaskEvent.from_task(task)
+    session.sync_session.info.setdefault(_PENDING_KEY, []).append(task_event)
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": EVENTS_CHANNEL, "payload": task_event.to_json()},
+        )
+    return task_event
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver_after_commit(session: Session) -> None:
+    pending: list[TaskEvent] = session.info.pop(_PENDING_KEY, [])
+    for task_event in pending:
+        deliver_local(task_event)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
