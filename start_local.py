@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""One-command local start: ``python start_local.py``.
+
+Installs what it needs into ``.venv`` on first run, then: SQLite under
+``data/``, migrations, the API with in-process workers, and the dashboard URL.
+Any variable of ``.env.example`` may be set in the environment or ``.env``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tools.bootstrap import ensure_venv
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ensure_venv()
+    os.chdir(ROOT)
+    data_dir = ROOT / "data"
+    data_dir.mkdir(exist_ok=True)
+    os.environ.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'novel_tasks.db'}")
+    os.environ.setdefault("WORKER_CONCURRENCY", "2")
+    os.environ.setdefault("LOG_FORMAT", "console")
+
+    import uvicorn
+    from alembic.config import Config
+
+    from alembic import command
+    from app.config import describe_settings_error, get_settings
+
+    try:
+        settings = get_settings()
+    except Exception as exc:
+        raise SystemExit(describe_settings_error(exc)) from None
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+    host = "localhost" if settings.api_host in ("127.0.0.1", "0.0.0.0") else settings.api_host  # noqa: S104
+    base = f"http://{host}:{settings.api_port}"
+    print(
+        f"\n  Novel Task Manager\n"
+        f"  Dashboard:  {base}/\n"
+        f"  API docs:   {base}/docs\n"
+        f"  Database:   {settings.database_url}\n"
+        f"  Workers:    {settings.worker_concurrency} in this process\n",
+        flush=True,
+    )
+    uvicorn.run(
+        "app.main:app",
+        host=settings.api_host,
+        port=settings.api_port,
+        reload=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+    )
+
+
+if __name__ == "__main__":
+    main()
