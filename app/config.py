@@ -7,10 +7,9 @@ instance. Tests build ``Settings(...)`` directly and hand it to
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from limits import parse_many
 from pydantic import Field, field_validator, model_validator
@@ -68,9 +67,15 @@ class Settings(BaseSettings):
 
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["console", "json"] = Field(
-        default_factory=lambda: "console" if sys.stderr.isatty() else "json"
-    )
+    # Default: JSON in production, console elsewhere (see _default_log_format).
+    log_format: Literal["console", "json"] = "console"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_log_format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("log_format"):
+            data["log_format"] = "json" if data.get("environment") == "production" else "console"
+        return data
 
     @field_validator("allowed_extensions", "cors_origins", mode="before")
     @classmethod

@@ -104,3 +104,11 @@ def test_the_service_refuses_to_start_on_a_bad_variable() -> None:
     assert result.returncode == 1
     assert "invalid configuration: MAX_BATCH_FILES:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_logs_are_json_in_production_and_console_elsewhere() -> None:
+    assert build().log_format == "console"
+    assert build(environment="production", secret_key="x" * 40).log_format == "json"
+    assert build(
+        environment="production", secret_key="x" * 40, log_format="console"
+    ).log_format == ("console")
