@@ -195,8 +195,9 @@ def settings(
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=60) as manager:
-        yield manager.app  # type: ignore[misc]
+    # The service reads its state from app.state, so requests can go to the app itself.
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=60):
+        yield application
 
 
 @pytest.fixture

@@ -1,0 +1,301 @@
+"""Task routes: uploads, list, statistics, export, one task, its logs, result and files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+
+from app.api.deps import CurrentUser, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.responses import problems
+from app.models import FileStorage, LogLevel, Task, TaskStatus
+from app.schemas.common import Page
+from app.schemas.task import (
+    BatchCreated,
+    StatisticsRead,
+    TaskFileRead,
+    TaskLogRead,
+    TaskRead,
+    TaskResultRead,
+    TaskSort,
+    TaskUpdate,
+)
+from app.services import export as export_service
+from app.services import stats as stats_service
+from app.services import tasks as task_service
+
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=problems(401, 422))
+
+PageQuery = Annotated[int, Query(ge=1, description="Page number, from 1")]
+PageSizeQuery = Annotated[int, Query(ge=1, le=100, description="Items per page (1-100)")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Retrying an upload with the same key returns the first task (200)",
+    ),
+]
+
+
+def _upload_body(field: str, many: bool) -> dict[str, Any]:
+    file_schema: dict[str, Any] = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [field],
+                        "properties": {
+                            field: {"type": "array", "items": file_schema} if many else file_schema,
+                            "project_id": {"type": "string"},
+                            "priority": {"type": "integer", "minimum": 0, "maximum": 10},
+                            "processor": {"type": "string", "default": "analyze"},
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+async def _stream(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        yield chunk
+
+
+@router.post(
+    "/upload",
+    status_code=202,
+    response_model=TaskRead,
+    responses={
+        200: {"model": TaskRead, "description": "A retried upload (same Idempotency-Key)"},
+        **problems(404, 413, 415),
+    },
+    openapi_extra=_upload_body("file", many=False),
+)
+async def upload_task(
+    request: Request,
+    user: CurrentUser,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Upload one manuscript (multipart field `file`); it is queued at once."""
+    tasks, _, created = await task_service.upload(
+        sessions,
+        settings,
+        user,
+        _stream(request),
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        idempotency_key=idempotency_key,
+        batch=False,
+    )
+    task = tasks[0]
+    return JSONResponse(
+        TaskRead.model_validate(task).model_dump(mode="json"),
+        status_code=202 if created else 200,
+        headers={"Location": f"/api/v1/tasks/{task.id}"},
+    )
+
+
+@router.post(
+    "/batch",
+    status_code=202,
+    response_model=BatchCreated,
+    responses=problems(404, 413, 415),
+    openapi_extra=_upload_body("files", many=True),
+)
+async def upload_batch(
+    request: Request, user: CurrentUser, sessions: SessionFactoryDep, settings: SettingsDep
+) -> Any:
+    """Upload several manuscripts (multipart field `files`, up to MAX_BATCH_FILES): all or none."""
+    tasks, batch_id, _ = await task_service.upload(
+        sessions,
+        settings,
+        user,
+        _stream(request),
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        idempotency_key=None,
+        batch=True,
+    )
+    body = BatchCreated(batch_id=batch_id or "", tasks=[TaskRead.model_validate(t) for t in tasks])
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/api/v1/batches/{batch_id}"},
+    )
+
+
+def _filters(
+    status: TaskStatus | None,
+    project_id: str | None,
+    batch_id: str | None,
+    q: str | None,
+    sort: str,
+) -> task_service.TaskFilters:
+    return task_service.TaskFilters(
+        status=status, project_id=project_id, batch_id=batch_id, q=q, sort=sort
+    )
+
+
+@router.get("/", response_model=Page[TaskRead])
+async def list_tasks(
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 20,
+    status: TaskStatus | None = None,
+    project_id: str | None = None,
+    batch_id: str | None = None,
+    q: Annotated[str | None, Query(max_length=255)] = None,
+    sort: TaskSort = "-uploaded_at",
+) -> Any:
+    """The caller's tasks, newest first by default."""
+    items, total = await task_service.list_tasks(
+        session,
+        user,
+        _filters(status, project_id, batch_id, q, sort),
+        offset=(page - 1) * page_size,
+        limit=page_size,
+    )
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+@router.get("/statistics", response_model=StatisticsRead)
+async def statistics(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
+    """Counts, success rate and timings of the caller's tasks (every task for admins)."""
+    return await stats_service.statistics(session, settings, user)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+)
+async def export_tasks(
+    sessions: SessionFactoryDep,
+    user: CurrentUser,
+    format: Literal["csv", "json"] = "json",
+    status: TaskStatus | None = None,
+    project_id: str | None = None,
+    batch_id: str | None = None,
+    q: Annotated[str | None, Query(max_length=255)] = None,
+    sort: TaskSort = "-uploaded_at",
+) -> StreamingResponse:
+    """Every matching task as a CSV or JSON download, streamed."""
+    filters = _filters(status, project_id, batch_id, q, sort)
+    if format == "csv":
+        body, media_type = export_service.export_csv(sessions, user, filters), "text/csv"
+    else:
+        body, media_type = export_service.export_json(sessions, user, filters), "application/json"
+    return StreamingResponse(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="tasks.{format}"'},
+    )
+
+
+@router.get("/{task_id}", response_model=TaskRead, responses=problems(404))
+async def get_task(task_id: str, session: SessionDep, user: CurrentUser) -> Task:
+    return await task_service.get_task(session, user, task_id)
+
+
+@router.patch("/{task_id}", response_model=TaskRead, responses=problems(404, 409))
+async def update_task(
+    task_id: str, body: TaskUpdate, session: SessionDep, user: CurrentUser
+) -> Task:
+    """Cancel (`status: cancelled`), retry (`status: pending`), reprioritise or move a task."""
+    return await task_service.update_task(
+        session, user, task_id, body.model_dump(exclude_unset=True)
+    )
+
+
+@router.delete("/{task_id}", status_code=204, responses=problems(404))
+async def delete_task(
+    task_id: str, sessions: SessionFactoryDep, settings: SettingsDep, user: CurrentUser
+) -> Response:
+    """Cancel the task if running and delete it with its logs, results and files."""
+    await task_service.delete_task(sessions, settings, user, task_id)
+    return Response(status_code=204)
+
+
+@router.get("/{task_id}/logs", response_model=Page[TaskLogRead], responses=problems(404))
+async def task_logs(
+    task_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 20,
+    level: LogLevel | None = None,
+) -> Any:
+    """The task's log entries, oldest first."""
+    items, total = await task_service.list_logs(
+        session, user, task_id, level=level, offset=(page - 1) * page_size, limit=page_size
+    )
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+def _file_read(row: FileStorage) -> TaskFileRead:
+    return TaskFileRead(
+        name=row.name,
+        size=row.size,
+        content_type=row.content_type,
+        checksum=row.checksum,
+        url=task_service.file_url(row.task_id, row.name),
+    )
+
+
+@router.get("/{task_id}/result", response_model=TaskResultRead, responses=problems(404))
+async def task_result(task_id: str, session: SessionDep, user: CurrentUser) -> Any:
+    """The summary, scores and metrics of a completed task (404 `result_not_ready` before)."""
+    result, files = await task_service.get_result(session, user, task_id)
+    return TaskResultRead(
+        summary=result.summary,
+        quality_score=result.quality_score,
+        confidence_score=result.confidence_score,
+        metrics=result.metrics,
+        files=[_file_read(row) for row in files],
+    )
+
+
+@router.get("/{task_id}/files", response_model=list[TaskFileRead], responses=problems(404))
+async def task_files(task_id: str, session: SessionDep, user: CurrentUser) -> Any:
+    """The result files and the original upload."""
+    return [_file_read(row) for row in await task_service.list_files(session, user, task_id)]
+
+
+@router.get(
+    "/{task_id}/files/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        206: {"description": "Partial content (Range)"},
+        304: {"description": "Not modified (If-None-Match)"},
+        **problems(404, 416),
+    },
+)
+async def download_file(
+    task_id: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+) -> Response:
+    """One file, with ETag, Content-Disposition and Range support."""
+    download = await task_service.get_download(session, settings, user, task_id, name)
+    etag = f'"{download.checksum.removeprefix("sha256:")}"'
+    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    return FileResponse(
+        download.path,
+        media_type=download.content_type,
+        filename=download.filename,
+        headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
+    )

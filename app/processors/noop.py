@@ -1,0 +1,21 @@
+"""``noop``: completes at once and writes no files (benchmarks and smoke checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.processors.base import ProcessorOutput, ProgressCallback
+
+
+class NoopProcessor:
+    name = "noop"
+    cpu_bound = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        progress(100, "done")
+        return ProcessorOutput(summary="")
+
+
+processor = NoopProcessor()

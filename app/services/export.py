@@ -1,0 +1,71 @@
+"""Exporting tasks as CSV or JSON, streamed from a server-side cursor in constant memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import Task, User
+from app.services.tasks import TaskFilters, task_query
+
+BATCH_ROWS = 500
+COLUMNS = (
+    "id", "file_name", "file_size", "file_type", "checksum", "status", "progress", "stage",
+    "priority", "processor", "project_id", "batch_id", "retry_count", "max_retries",
+    "error_message", "result_url", "uploaded_at", "started_at", "completed_at", "updated_at",
+)  # fmt: skip
+
+
+def _row(task: Task) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = getattr(task, column)
+        row[column] = value.isoformat() if hasattr(value, "isoformat") else value
+    return row
+
+
+async def _tasks(
+    sessions: async_sessionmaker[AsyncSession], user: User, filters: TaskFilters
+) -> AsyncIterator[list[Task]]:
+    """The matching tasks in chunks; the session lives only as long as the stream."""
+    async with sessions() as session:
+        query = task_query(user, filters).execution_options(yield_per=BATCH_ROWS)
+        result = await session.stream_scalars(query)
+        async for chunk in result.partitions(BATCH_ROWS):
+            yield list(chunk)
+
+
+async def export_csv(
+    sessions: async_sessionmaker[AsyncSession], user: User, filters: TaskFilters
+) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    async for chunk in _tasks(sessions, user, filters):
+        for task in chunk:
+            writer.writerow(_row(task))
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+async def export_json(
+    sessions: async_sessionmaker[AsyncSession], user: User, filters: TaskFilters
+) -> AsyncIterator[bytes]:
+    """A JSON array, written element by element."""
+    first = True
+    yield b"["
+    async for chunk in _tasks(sessions, user, filters):
+        parts = []
+        for task in chunk:
+            parts.append(("" if first else ",") + json.dumps(_row(task), ensure_ascii=False))
+            first = False
+        yield "".join(parts).encode()
+    yield b"]"

@@ -1,0 +1,73 @@
+"""Files on local disk under ``UPLOAD_DIR``, every operation off the event loop.
+
+Layout (relative to ``UPLOAD_DIR``)::
+
+    .tmp/<uuid>.part                      an upload being received
+    tasks/<task_id>/upload-<uuid><ext>    the stored upload (generated name)
+    tasks/<task_id>/attempt-<n>.tmp/      result files of a running attempt
+    tasks/<task_id>/results/<name>        result files of the completed attempt
+
+No path is ever built from a client-supplied name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import anyio
+
+TMP_DIR = ".tmp"
+
+
+def task_dir(upload_dir: Path, task_id: str) -> Path:
+    return upload_dir / "tasks" / task_id
+
+
+def relative(upload_dir: Path, path: Path) -> str:
+    return path.relative_to(upload_dir).as_posix()
+
+
+def absolute(upload_dir: Path, storage_path: str) -> Path:
+    """The absolute path of a stored file; refuses anything outside ``upload_dir``."""
+    path = (upload_dir / storage_path).resolve()
+    if not path.is_relative_to(upload_dir.resolve()):
+        raise ValueError(f"stored path escapes the upload dir: {storage_path!r}")
+    return path
+
+
+def new_temp_path(upload_dir: Path) -> Path:
+    return upload_dir / TMP_DIR / f"{uuid.uuid4().hex}.part"
+
+
+def new_upload_path(upload_dir: Path, task_id: str, extension: str) -> Path:
+    return task_dir(upload_dir, task_id) / f"upload-{uuid.uuid4().hex}{extension}"
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+async def move(source: Path, target: Path) -> None:
+    """Atomic rename into place (same file system)."""
+    await anyio.to_thread.run_sync(_move, source, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+async def remove(*paths: Path) -> None:
+    """Remove files or directories; missing ones are fine."""
+    for path in paths:
+        await anyio.to_thread.run_sync(_remove, path)
+
+
+async def remove_task_files(upload_dir: Path, task_id: str) -> None:
+    await remove(task_dir(upload_dir, task_id))

@@ -1,0 +1,499 @@
+"""Tasks: creation from uploads, reading, user transitions, deletion, logs, results, files.
+
+Ownership goes through ``app.services.access``. User transitions are single
+conditional UPDATEs, so two concurrent requests cannot both win; cancelling
+bumps ``attempt`` (the fencing token) so a running attempt can no longer
+write anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.errors import InvalidTransition, NotFound, Unprocessable
+from app.events.publish import publish_task_event
+from app.models import (
+    Batch,
+    FileKind,
+    FileStorage,
+    LogLevel,
+    Project,
+    Task,
+    TaskLog,
+    TaskResult,
+    TaskStatus,
+    User,
+)
+from app.models.base import new_id, utcnow
+from app.processors.registry import processor_names
+from app.queue.enqueue import dequeue, enqueue, set_priority
+from app.services import storage
+from app.services.access import get_owned, scope_to_owner
+from app.services.uploads import ReceivedForm, receive_form, validate
+
+SORTS = {
+    "uploaded_at": (Task.uploaded_at.asc(), Task.id.asc()),
+    "-uploaded_at": (Task.uploaded_at.desc(), Task.id.desc()),
+    "priority": (Task.priority.asc(), Task.uploaded_at.desc(), Task.id.desc()),
+    "-priority": (Task.priority.desc(), Task.uploaded_at.desc(), Task.id.desc()),
+    "file_name": (Task.file_name.asc(), Task.id.asc()),
+    "-file_name": (Task.file_name.desc(), Task.id.desc()),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOptions:
+    project_id: str | None
+    priority: int
+    processor: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilters:
+    status: TaskStatus | None = None
+    project_id: str | None = None
+    batch_id: str | None = None
+    q: str | None = None
+    sort: str = "-uploaded_at"
+
+
+def parse_upload_options(fields: dict[str, str]) -> UploadOptions:
+    """The optional form fields of an upload, validated like a request body (422)."""
+    errors: list[dict[str, Any]] = []
+    priority = 5
+    raw_priority = fields.get("priority", "").strip()
+    if raw_priority:
+        if not raw_priority.isdigit() or not 0 <= int(raw_priority) <= 10:
+            errors.append(
+                {"loc": ["body", "priority"], "msg": "must be an integer from 0 to 10",
+                 "type": "priority_range"}
+            )  # fmt: skip
+        else:
+            priority = int(raw_priority)
+    processor = fields.get("processor", "").strip() or "analyze"
+    if processor not in processor_names():
+        known = ", ".join(processor_names())
+        errors.append(
+            {"loc": ["body", "processor"], "msg": f"unknown processor (known: {known})",
+             "type": "unknown_processor"}
+        )  # fmt: skip
+    if errors:
+        first = errors[0]
+        raise Unprocessable(
+            f"{first['loc'][-1]}: {first['msg']}", code="validation_error", extra={"errors": errors}
+        )
+    project_id = fields.get("project_id", "").strip() or None
+    return UploadOptions(project_id=project_id, priority=priority, processor=processor)
+
+
+async def _existing_by_key(session: AsyncSession, user: User, key: str) -> Task | None:
+    result = await session.execute(
+        select(Task).where(Task.owner_id == user.id, Task.idempotency_key == key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def create_tasks(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    user: User,
+    form: ReceivedForm,
+    options: UploadOptions,
+    *,
+    idempotency_key: str | None = None,
+    batch: bool = False,
+) -> tuple[list[Task], str | None, bool]:
+    """Create one task per received (already validated) file, all or nothing.
+
+    Files are renamed into place first; the tasks, their file rows, queue rows
+    and first log entries are then written in one transaction, and the files
+    are removed again if it fails. Returns (tasks, batch id, created) where
+    ``created`` is False when ``idempotency_key`` matched an earlier upload.
+    """
+    async with sessions() as session:
+        if options.project_id is not None:
+            await get_owned(session, Project, options.project_id, user)
+        if idempotency_key:
+            existing = await _existing_by_key(session, user, idempotency_key)
+            if existing is not None:
+                await form.discard()
+                return [existing], existing.batch_id, False
+
+    placed: list[tuple[str, Path]] = []
+    try:
+        for received in form.files:
+            task_id = new_id()
+            target = storage.new_upload_path(settings.upload_dir, task_id, received.extension)
+            await storage.move(received.temp_path, target)
+            placed.append((task_id, target))
+        async with sessions() as session:
+            tasks, batch_id = await _insert_tasks(
+                session, settings, user, form, options, placed, idempotency_key, batch
+            )
+            await session.commit()
+            return tasks, batch_id, True
+    except IntegrityError:
+        await storage.remove(*(path.parent for _, path in placed))
+        if idempotency_key:
+            async with sessions() as session:
+                existing = await _existing_by_key(session, user, idempotency_key)
+            if existing is not None:
+                return [existing], existing.batch_id, False
+        raise
+    except BaseException:
+        await form.discard()
+        await storage.remove(*(path.parent for _, path in placed))
+        raise
+
+
+async def _insert_tasks(
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    form: ReceivedForm,
+    options: UploadOptions,
+    placed: list[tuple[str, Path]],
+    idempotency_key: str | None,
+    batch: bool,
+) -> tuple[list[Task], str | None]:
+    batch_id: str | None = None
+    if batch:
+        batch_row = Batch(owner_id=user.id, project_id=options.project_id)
+        session.add(batch_row)
+        await session.flush()
+        batch_id = batch_row.id
+    tasks: list[Task] = []
+    for received, (task_id, path) in zip(form.files, placed, strict=True):
+        task = Task(
+            id=task_id,
+            owner_id=user.id,
+            project_id=options.project_id,
+            batch_id=batch_id,
+            file_name=received.filename,
+            file_size=received.size,
+            file_type=received.content_type,
+            checksum=received.checksum,
+            status=TaskStatus.PENDING,
+            progress=0,
+            stage="queued",
+            priority=options.priority,
+            processor=options.processor,
+            retry_count=0,
+            max_retries=settings.task_max_retries,
+            attempt=0,
+            event_seq=0,
+            idempotency_key=idempotency_key if not batch else None,
+        )
+        session.add(task)
+        await session.flush()  # the rows below refer to it (no ORM relationships order them)
+        session.add(
+            FileStorage(
+                task_id=task_id,
+                kind=FileKind.UPLOAD,
+                name=f"original{received.extension}",
+                storage_path=storage.relative(settings.upload_dir, path),
+                size=received.size,
+                content_type=received.content_type,
+                checksum=received.checksum,
+            )
+        )
+        session.add(
+            TaskLog(
+                task_id=task_id,
+                attempt=0,
+                log_level=LogLevel.INFO,
+                message="Uploaded and queued",
+                details={"file_name": received.filename, "size": received.size},
+            )
+        )
+        await session.flush()
+        await enqueue(session, task)
+        await publish_task_event(session, task)
+        tasks.append(task)
+    await session.flush()
+    return tasks, batch_id
+
+
+def _filtered(query: Select[Any], filters: TaskFilters) -> Select[Any]:
+    if filters.status is not None:
+        query = query.where(Task.status == filters.status)
+    if filters.project_id is not None:
+        query = query.where(Task.project_id == filters.project_id)
+    if filters.batch_id is not None:
+        query = query.where(Task.batch_id == filters.batch_id)
+    if filters.q:
+        escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Task.file_name.ilike(f"%{escaped}%", escape="\\"))
+    return query
+
+
+def task_query(user: User, filters: TaskFilters) -> Select[Any]:
+    """The caller's tasks matching ``filters``, in the requested order."""
+    query = _filtered(scope_to_owner(select(Task), Task, user), filters)
+    return query.order_by(*SORTS[filters.sort])
+
+
+async def list_tasks(
+    session: AsyncSession, user: User, filters: TaskFilters, *, offset: int, limit: int
+) -> tuple[list[Task], int]:
+    count_query = _filtered(
+        scope_to_owner(select(func.count()).select_from(Task), Task, user), filters
+    )
+    total = int((await session.execute(count_query)).scalar_one())
+    rows = await session.execute(task_query(user, filters).offset(offset).limit(limit))
+    return list(rows.scalars()), total
+
+
+async def get_task(session: AsyncSession, user: User, task_id: str) -> Task:
+    return await get_owned(session, Task, task_id, user)
+
+
+async def _log(
+    session: AsyncSession, task: Task, message: str, level: LogLevel = LogLevel.INFO, **details: Any
+) -> None:
+    session.add(
+        TaskLog(
+            task_id=task.id,
+            attempt=task.attempt,
+            log_level=level,
+            message=message,
+            details=details or None,
+        )
+    )
+
+
+async def cancel(session: AsyncSession, task: Task, *, reason: str = "Cancelled by user") -> None:
+    """pending|processing → cancelled, fencing out any running attempt; else 409."""
+    now = utcnow()
+    result = await session.execute(
+        update(Task)
+        .where(
+            Task.id == task.id,
+            Task.status.in_([TaskStatus.PENDING, TaskStatus.PROCESSING]),
+        )
+        .values(
+            status=TaskStatus.CANCELLED,
+            attempt=Task.attempt + 1,
+            stage="cancelled",
+            completed_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await session.refresh(task)
+        raise InvalidTransition(
+            f"Task {task.id} is {task.status} and cannot be cancelled", code="invalid_transition"
+        )
+    await dequeue(session, task.id)
+    await session.refresh(task)
+    await _log(session, task, reason)
+    await publish_task_event(session, task)
+
+
+async def retry(session: AsyncSession, task: Task) -> None:
+    """failed|cancelled → pending with a fresh retry budget; else 409."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.status.in_([TaskStatus.FAILED, TaskStatus.CANCELLED]))
+        .values(
+            status=TaskStatus.PENDING,
+            retry_count=0,
+            progress=0,
+            stage="queued",
+            error_message=None,
+            result_url=None,
+            started_at=None,
+            completed_at=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await session.refresh(task)
+        raise InvalidTransition(
+            f"Task {task.id} is {task.status}; only failed or cancelled tasks can be retried"
+        )
+    await session.refresh(task)
+    await enqueue(session, task)
+    await _log(session, task, "Retry requested by user")
+    await publish_task_event(session, task)
+
+
+async def change_priority(session: AsyncSession, task: Task, priority: int) -> None:
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.status == TaskStatus.PENDING)
+        .values(priority=priority, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await session.refresh(task)
+        raise InvalidTransition(
+            f"Task {task.id} is {task.status}; priority can change only while pending"
+        )
+    await set_priority(session, task.id, priority)
+    await session.refresh(task)
+
+
+async def update_task(
+    session: AsyncSession, user: User, task_id: str, changes: dict[str, Any]
+) -> Task:
+    """Apply a PATCH: status (cancelled | pending), priority, project_id."""
+    task = await get_owned(session, Task, task_id, user)
+    if "project_id" in changes:
+        project_id = changes["project_id"]
+        if project_id is not None:
+            await get_owned(session, Project, project_id, user)
+        task.project_id = project_id
+        await session.flush()
+    status = changes.get("status")
+    if status == TaskStatus.CANCELLED:
+        await cancel(session, task)
+    elif status == TaskStatus.PENDING:
+        await retry(session, task)
+    if changes.get("priority") is not None:
+        await change_priority(session, task, changes["priority"])
+    await session.flush()
+    await session.refresh(task)
+    return task
+
+
+async def delete_task(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, user: User, task_id: str
+) -> None:
+    """Cancel a running attempt, delete the task with its rows, then its files on disk."""
+    async with sessions() as session:
+        task = await get_owned(session, Task, task_id, user)
+        if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
+            await cancel(session, task, reason="Cancelled: the task is being deleted")
+        await session.execute(delete(Task).where(Task.id == task.id))
+        await session.commit()
+    await storage.remove_task_files(settings.upload_dir, task_id)
+
+
+async def list_logs(
+    session: AsyncSession,
+    user: User,
+    task_id: str,
+    *,
+    level: LogLevel | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[TaskLog], int]:
+    await get_owned(session, Task, task_id, user)
+    query = select(TaskLog).where(TaskLog.task_id == task_id)
+    count = select(func.count()).select_from(TaskLog).where(TaskLog.task_id == task_id)
+    if level is not None:
+        query = query.where(TaskLog.log_level == level)
+        count = count.where(TaskLog.log_level == level)
+    total = int((await session.execute(count)).scalar_one())
+    rows = await session.execute(query.order_by(TaskLog.id).offset(offset).limit(limit))
+    return list(rows.scalars()), total
+
+
+def file_url(task_id: str, name: str) -> str:
+    return f"/api/v1/tasks/{task_id}/files/{name}"
+
+
+async def list_files(session: AsyncSession, user: User, task_id: str) -> list[FileStorage]:
+    """Result files (in the processor's order) then the upload; deleted files excluded."""
+    await get_owned(session, Task, task_id, user)
+    rows = await session.execute(
+        select(FileStorage)
+        .where(FileStorage.task_id == task_id, FileStorage.deleted_at.is_(None))
+        .order_by(FileStorage.kind.desc(), FileStorage.created_at, FileStorage.name)
+    )
+    return list(rows.scalars())
+
+
+async def get_result(
+    session: AsyncSession, user: User, task_id: str
+) -> tuple[TaskResult, list[FileStorage]]:
+    task = await get_owned(session, Task, task_id, user)
+    result = (
+        await session.execute(select(TaskResult).where(TaskResult.task_id == task_id))
+    ).scalar_one_or_none()
+    if result is None or task.status != TaskStatus.COMPLETED:
+        raise NotFound(
+            f"Task {task_id} has no result yet (it is {task.status})", code="result_not_ready"
+        )
+    files = await list_files(session, user, task_id)
+    return result, [f for f in files if f.kind == FileKind.RESULT]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    path: Path
+    filename: str
+    content_type: str
+    checksum: str
+    size: int
+
+
+async def get_download(
+    session: AsyncSession, settings: Settings, user: User, task_id: str, name: str
+) -> Download:
+    """A listed file of the task, by its listed name; anything else is 404 file_not_found."""
+    task = await get_owned(session, Task, task_id, user)
+    row = (
+        await session.execute(
+            select(FileStorage).where(
+                FileStorage.task_id == task_id,
+                FileStorage.name == name,
+                FileStorage.deleted_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"Task {task_id} has no file named {name!r}", code="file_not_found")
+    path = storage.absolute(settings.upload_dir, row.storage_path)
+    filename = task.file_name if row.kind == FileKind.UPLOAD else row.name
+    return Download(
+        path=path,
+        filename=filename,
+        content_type=row.content_type,
+        checksum=row.checksum,
+        size=row.size,
+    )
+
+
+async def upload(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    user: User,
+    chunks: AsyncIterator[bytes],
+    *,
+    content_type: str | None,
+    content_length: str | None,
+    idempotency_key: str | None,
+    batch: bool,
+) -> tuple[list[Task], str | None, bool]:
+    """Receive a multipart upload (one ``file`` or up to MAX_BATCH_FILES ``files``),
+    validate every file, then create the tasks; nothing is created if any file is refused."""
+    max_files = settings.max_batch_files if batch else 1
+    form = await receive_form(
+        chunks,
+        content_type,
+        content_length,
+        settings,
+        file_field="files" if batch else "file",
+        max_files=max_files,
+    )
+    await validate(form, settings)
+    try:
+        options = parse_upload_options(form.fields)
+    except Exception:
+        await form.discard()
+        raise
+    return await create_tasks(
+        sessions, settings, user, form, options, idempotency_key=idempotency_key, batch=batch
+    )

@@ -1,0 +1,289 @@
+"""Receiving uploads: a streaming multipart parser writing straight to a temp file.
+
+The request body is parsed as it arrives (python-multipart's low-level
+parser); each file part is hashed, counted and written to
+``UPLOAD_DIR/.tmp/<uuid>.part`` in ~1 MiB blocks through a worker thread. A
+file passing ``MAX_FILE_SIZE`` aborts the upload at once (413) and its temp
+file is removed: nothing is ever held whole in memory or written twice.
+Validation (extension, emptiness, text sniffing) happens on what was
+received, before anything is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import anyio
+from charset_normalizer import from_bytes
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from app.config import Settings
+from app.errors import FileTooLarge, Unprocessable, UnsupportedFileType
+from app.services import storage
+
+FLUSH_BYTES = 1024 * 1024
+SAMPLE_BYTES = 64 * 1024
+MAX_FIELD_BYTES = 4096
+FORM_OVERHEAD_BYTES = 64 * 1024
+PER_FILE_OVERHEAD_BYTES = 16 * 1024
+MAX_NAME_LENGTH = 255
+CONTENT_TYPES = {".txt": "text/plain", ".md": "text/markdown"}
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_SNIFF_ENCODINGS = [
+    "utf_8", "utf_16", "gb18030", "big5", "cp932", "euc_jp", "euc_kr", "cp1252", "iso8859_15",
+    "cp1251", "koi8_r", "iso8859_2", "cp1250",
+]  # fmt: skip
+
+
+@dataclass
+class ReceivedFile:
+    """One file part, on disk under a temp name. ``filename`` is display data only."""
+
+    filename: str
+    temp_path: Path
+    size: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+    sample: bytearray = field(default_factory=bytearray)
+    has_nul: bool = False
+
+    @property
+    def extension(self) -> str:
+        return PurePosixPath(self.filename).suffix.lower()
+
+    @property
+    def checksum(self) -> str:
+        return "sha256:" + str(self.sha256.hexdigest())
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES.get(self.extension, "text/plain")
+
+
+@dataclass
+class ReceivedForm:
+    files: list[ReceivedFile]
+    fields: dict[str, str]
+
+    async def discard(self) -> None:
+        """Remove every temp file (a rejected or duplicate upload leaves nothing behind)."""
+        await storage.remove(*(f.temp_path for f in self.files))
+
+
+def display_name(raw: str) -> str:
+    """The client's file name reduced to a safe display string (never used as a path)."""
+    name = PureWindowsPath(PurePosixPath(raw.replace("\x00", "")).name).name
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    if not name:
+        return "upload"
+    if len(name) > MAX_NAME_LENGTH:
+        suffix = PurePosixPath(name).suffix[:16]
+        name = name[: MAX_NAME_LENGTH - len(suffix)] + suffix
+    return name
+
+
+class _FormReceiver:
+    """Collects the parts of one multipart body; file data goes to disk in blocks."""
+
+    def __init__(self, settings: Settings, file_field: str, max_files: int) -> None:
+        self.settings = settings
+        self.file_field = file_field
+        self.max_files = max_files
+        self.files: list[ReceivedFile] = []
+        self.fields: dict[str, str] = {}
+        self._headers: dict[bytes, bytes] = {}
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._current: ReceivedFile | None = None
+        self._field_name: str | None = None
+        self._field_value = bytearray()
+        self._blocks: list[tuple[ReceivedFile, bytearray]] = []
+        self.pending_bytes = 0
+
+    # python-multipart callbacks (synchronous, called from parser.write)
+    def on_part_begin(self) -> None:
+        self._headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        self._field_name = name
+        self._field_value.clear()
+        if filename is not None and name == self.file_field:
+            if len(self.files) >= self.max_files:
+                raise Unprocessable(
+                    f"At most {self.max_files} files may be sent at once", code="too_many_files"
+                )
+            received = ReceivedFile(
+                filename=display_name(filename.decode("utf-8", "replace")),
+                temp_path=storage.new_temp_path(self.settings.upload_dir),
+            )
+            self.files.append(received)
+            self._current = received
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        current = self._current
+        if current is None:
+            self._field_value += chunk
+            if len(self._field_value) > MAX_FIELD_BYTES:
+                raise Unprocessable(f"Form field {self._field_name!r} is too long")
+            return
+        current.size += len(chunk)
+        if current.size > self.settings.max_file_size:
+            raise FileTooLarge(
+                f"{current.filename} is larger than the limit of "
+                f"{self.settings.max_file_size} bytes"
+            )
+        current.sha256.update(chunk)
+        if len(current.sample) < SAMPLE_BYTES:
+            current.sample += chunk[: SAMPLE_BYTES - len(current.sample)]
+        if b"\x00" in chunk:
+            current.has_nul = True
+        if self._blocks and self._blocks[-1][0] is current:
+            self._blocks[-1][1].extend(chunk)
+        else:
+            self._blocks.append((current, bytearray(chunk)))
+        self.pending_bytes += len(chunk)
+
+    def on_part_end(self) -> None:
+        if self._current is None and self._field_name:
+            self.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
+        self._current = None
+
+    def take_blocks(self) -> list[tuple[ReceivedFile, bytearray]]:
+        """The file data received since the last call, in order (written outside the callbacks)."""
+        blocks, self._blocks, self.pending_bytes = self._blocks, [], 0
+        return blocks
+
+
+def _append(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as handle:
+        handle.write(data)
+
+
+async def receive_form(
+    chunks: AsyncIterator[bytes],
+    content_type: str | None,
+    content_length: str | None,
+    settings: Settings,
+    *,
+    file_field: str,
+    max_files: int,
+) -> ReceivedForm:
+    """Parse a multipart body into temp files and fields.
+
+    Raises FileTooLarge as soon as a file passes ``MAX_FILE_SIZE`` (or at once
+    when ``Content-Length`` already says so), Unprocessable for a malformed
+    form or too many files. On any error the temp files are removed.
+    """
+    mime, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        raise Unprocessable(
+            "The request must be multipart/form-data with a file part", code="invalid_form"
+        )
+    if content_length and content_length.isdigit():
+        ceiling = (
+            max_files * (settings.max_file_size + PER_FILE_OVERHEAD_BYTES) + FORM_OVERHEAD_BYTES
+        )
+        if int(content_length) > ceiling:
+            raise FileTooLarge(
+                f"The upload is larger than the limit of {settings.max_file_size} bytes per file"
+            )
+    receiver = _FormReceiver(settings, file_field, max_files)
+    callbacks: Any = {
+        name: getattr(receiver, name)
+        for name in (
+            "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
+            "on_header_value", "on_header_end", "on_headers_finished",
+        )
+    }  # fmt: skip
+    parser = MultipartParser(boundary, callbacks)
+    form = ReceivedForm(receiver.files, receiver.fields)
+    try:
+        async for chunk in chunks:
+            written = parser.write(chunk)
+            if written != len(chunk):
+                raise Unprocessable("The multipart body is malformed", code="invalid_form")
+            if receiver.pending_bytes >= FLUSH_BYTES:
+                await _flush(receiver)
+        parser.finalize()
+        await _flush(receiver)
+    except (FileTooLarge, Unprocessable):
+        await form.discard()
+        raise
+    except Exception as exc:
+        await form.discard()
+        if isinstance(exc, OSError):
+            raise
+        raise Unprocessable("The multipart body is malformed", code="invalid_form") from exc
+    return form
+
+
+async def _flush(receiver: _FormReceiver) -> None:
+    for target, data in receiver.take_blocks():
+        await anyio.to_thread.run_sync(_append, target.temp_path, bytes(data))
+
+
+def _is_text(sample: bytes, has_nul: bool) -> bool:
+    """No NUL bytes (unless UTF-16/32 with a BOM) and decodable with some confidence."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        body = sample[2:]
+        codec = "utf-16-le" if sample.startswith(b"\xff\xfe") else "utf-16-be"
+        body = body[: len(body) - len(body) % 2]
+        try:
+            body.decode(codec)
+        except UnicodeDecodeError:
+            return False
+        return True
+    if has_nul:
+        return False
+    text_sample = sample[3:] if sample.startswith(_BOMS[0]) else sample
+    try:
+        text_sample.decode("utf-8")
+        return True
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(text_sample) - 3 and exc.reason == "unexpected end of data":
+            return True  # the sample cut a character in two
+    best = from_bytes(text_sample, cp_isolation=_SNIFF_ENCODINGS).best()
+    return best is not None and best.chaos < 0.5
+
+
+async def validate(form: ReceivedForm, settings: Settings) -> None:
+    """Every received file must be allowed text, and not empty; else nothing is kept."""
+    try:
+        if not form.files:
+            raise Unprocessable("The form has no file part", code="missing_file")
+        for received in form.files:
+            if received.extension not in settings.allowed_extensions:
+                allowed = ", ".join(settings.allowed_extensions)
+                raise UnsupportedFileType(f"{received.filename}: only {allowed} files are accepted")
+            if received.size == 0:
+                raise Unprocessable(f"{received.filename} is empty", code="empty_file")
+            is_text = await anyio.to_thread.run_sync(
+                _is_text, bytes(received.sample), received.has_nul
+            )
+            if not is_text:
+                raise UnsupportedFileType(f"{received.filename} does not look like a text file")
+    except Exception:
+        await form.discard()
+        raise
