@@ -410,7 +410,7 @@ async def list_files(session: AsyncSession, user: User, task_id: str) -> list[Fi
     rows = await session.execute(
         select(FileStorage)
         .where(FileStorage.task_id == task_id, FileStorage.deleted_at.is_(None))
-        .order_by(FileStorage.kind.desc(), FileStorage.created_at, FileStorage.name)
+        .order_by(FileStorage.kind, FileStorage.created_at, FileStorage.name)  # "result" < "upload"
     )
     return list(rows.scalars())
 

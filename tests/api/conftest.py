@@ -50,3 +50,80 @@ def upload(client: httpx.AsyncClient, headers: dict[str, str]) -> Upload:
 
 def files_on_disk(upload_dir: Path) -> list[Path]:
     return sorted(p for p in upload_dir.rglob("*") if p.is_file())
+
+
+async def finish_task(
+    app: Any,
+    settings: Settings,
+    task_id: str,
+    *,
+    files: dict[str, bytes] | None = None,
+    duration: float = 2.0,
+) -> None:
+    """Mark a task completed with result files, as a worker would (tests of reading routes)."""
+    import hashlib
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    from app.models import FileKind, FileStorage, Task, TaskQueue, TaskResult, TaskStatus
+    from app.models.base import utcnow
+
+    files = (
+        {"report.json": b'{"schema_version": 1}', "summary.md": b"# Summary\n"}
+        if files is None
+        else files
+    )
+    results = settings.upload_dir / "tasks" / task_id / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    async with app_sessions(app)() as session:
+        task = await session.get(Task, task_id)
+        assert task is not None
+        now = utcnow()
+        for name, content in files.items():
+            (results / name).write_bytes(content)
+            session.add(
+                FileStorage(
+                    task_id=task_id,
+                    kind=FileKind.RESULT,
+                    name=name,
+                    storage_path=f"tasks/{task_id}/results/{name}",
+                    size=len(content),
+                    content_type="application/json" if name.endswith(".json") else "text/markdown",
+                    checksum="sha256:" + hashlib.sha256(content).hexdigest(),
+                    created_at=now,
+                )
+            )
+        session.add(
+            TaskResult(
+                task_id=task_id,
+                attempt=1,
+                result_file_path=f"tasks/{task_id}/results/report.json" if files else None,
+                summary="It was a bright cold day.",
+                quality_score=0.9,
+                confidence_score=0.99,
+                metrics={"words": 9},
+            )
+        )
+        task.status = TaskStatus.COMPLETED
+        task.progress = 100
+        task.stage = "done"
+        task.attempt = 1
+        task.started_at = now - timedelta(seconds=duration)
+        task.completed_at = now
+        first = next(iter(files), None)
+        task.result_url = f"/api/v1/tasks/{task_id}/files/{first}" if first else None
+        await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
+        await session.commit()
+
+
+async def set_status(app: Any, task_id: str, status: str, **values: Any) -> None:
+    from sqlalchemy import update
+
+    from app.models import Task
+
+    async with app_sessions(app)() as session:
+        await session.execute(
+            update(Task).where(Task.id == task_id).values(status=status, **values)
+        )
+        await session.commit()
