@@ -16,6 +16,7 @@ from app.errors import NotFound
 from app.models import Batch, Project, Task, User
 
 Owned = TypeVar("Owned", Task, Batch, Project)
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 _NOT_FOUND = {
     Task: ("task_not_found", "Task"),
@@ -24,9 +25,7 @@ _NOT_FOUND = {
 }
 
 
-def scope_to_owner(
-    query: Select[Any], model: type[Task | Batch | Project], user: User
-) -> Select[Any]:
+def scope_to_owner(query: Query, model: type[Task | Batch | Project], user: User) -> Query:
     """Restrict ``query`` to ``user``'s rows of ``model`` (no restriction for admins)."""
     if user.is_admin:
         return query

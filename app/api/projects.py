@@ -1,0 +1,61 @@
+"""Project routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from app.api.deps import CurrentUser, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.responses import problems
+from app.schemas.common import Page
+from app.schemas.project import ProjectCreate, ProjectRead, ProjectUpdate
+from app.services import projects as project_service
+
+router = APIRouter(prefix="/projects", tags=["projects"], responses=problems(401, 422))
+
+
+@router.post("", status_code=201, response_model=ProjectRead, responses=problems(409))
+async def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) -> Any:
+    """Create a project; names are unique per user (409 otherwise)."""
+    return await project_service.create_project(session, user, body.name, body.description)
+
+
+@router.get("", response_model=Page[ProjectRead])
+async def list_projects(
+    session: SessionDep,
+    user: CurrentUser,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Any:
+    items, total = await project_service.list_projects(
+        session, user, offset=(page - 1) * page_size, limit=page_size
+    )
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+@router.get("/{project_id}", response_model=ProjectRead, responses=problems(404))
+async def get_project(project_id: str, session: SessionDep, user: CurrentUser) -> Any:
+    return await project_service.get_project(session, user, project_id)
+
+
+@router.patch("/{project_id}", response_model=ProjectRead, responses=problems(404, 409))
+async def update_project(
+    project_id: str, body: ProjectUpdate, session: SessionDep, user: CurrentUser
+) -> Any:
+    return await project_service.update_project(
+        session, user, project_id, body.model_dump(exclude_unset=True)
+    )
+
+
+@router.delete("/{project_id}", status_code=204, responses=problems(404, 409))
+async def delete_project(
+    project_id: str,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    cascade: bool = False,
+) -> Response:
+    """Delete a project; one with tasks answers 409 unless `?cascade=true` (tasks deleted too)."""
+    await project_service.delete_project(sessions, settings, user, project_id, cascade=cascade)
+    return Response(status_code=204)

@@ -1,0 +1,32 @@
+"""Projects group a user's tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import ReadModel
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ProjectUpdate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class ProjectRead(ReadModel):
+    id: str
+    name: str
+    description: str
+    task_count: int
+    created_at: datetime
+    updated_at: datetime
