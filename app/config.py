@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=30.0, gt=0)
     result_ttl_days: float = Field(default=30.0, gt=0)
     worker_poll_seconds: float = Field(default=5.0, gt=0)
+    task_retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    processors: Annotated[dict[str, str], NoDecode] = {}
 
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
@@ -96,6 +98,22 @@ class Settings(BaseSettings):
         if not normalised:
             raise ValueError("at least one extension is required")
         return normalised
+
+    @field_validator("processors", mode="before")
+    @classmethod
+    def _processors(cls, value: object) -> object:
+        """``name=module:attribute,…`` (extra processors, without packaging)."""
+        if not isinstance(value, str):
+            return value
+        parsed = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            name, sep, target = item.partition("=")
+            if not sep or ":" not in target or not name.strip():
+                raise ValueError(f"expected name=module:attribute, got {item!r}")
+            parsed[name.strip()] = target.strip()
+        return parsed
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -18,8 +18,10 @@ from app.api import health as health_api
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
 from app.config import Settings, describe_settings_error, get_settings
 from app.database import create_engine_for, create_session_factory
+from app.events.listener import PgListener
 from app.log import configure_logging, get_logger
 from app.metrics import build_registry
+from app.queue.pool import WorkerPool
 
 log = get_logger(__name__)
 
@@ -45,6 +47,16 @@ def _lifespan(settings: Settings) -> Any:
                 "session_factory": session_factory,
             }
             app.state.session_factory = session_factory
+            if not settings.is_sqlite:
+                listener = PgListener(settings.database_url)
+                await listener.start()
+                stack.push_async_callback(listener.stop)
+                state["listener"] = app.state.listener = listener
+            if settings.worker_concurrency > 0:
+                pool = WorkerPool(settings, session_factory)
+                await pool.start()
+                stack.push_async_callback(pool.stop)
+                state["worker_pool"] = app.state.worker_pool = pool
             log.info(
                 "service_started",
                 version=__version__,

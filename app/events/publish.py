@@ -111,14 +111,18 @@ async def publish_task_event(session: AsyncSession, task: Task) -> TaskEvent:
     """
     task.event_seq = (task.event_seq or 0) + 1
     task_event = TaskEvent.from_task(task)
+    await publish_event(session, task_event)
+    return task_event
+
+
+async def publish_event(session: AsyncSession, task_event: TaskEvent) -> None:
+    """Deliver an already numbered event when ``session`` commits (see the module doc)."""
     session.sync_session.info.setdefault(_PENDING_KEY, []).append(task_event)
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": EVENTS_CHANNEL, "payload": task_event.to_json()},
         )
-    return task_event
 
 
 @event.listens_for(Session, "after_commit")

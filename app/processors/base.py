@@ -35,6 +35,14 @@ class ProcessorError(Exception):
         if retryable is not None:
             self.retryable = retryable
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keep ``retryable`` when the error crosses from a worker process
+        return (type(self), (self.message,), {"retryable": self.retryable})
+
+
+class AttemptCancelled(Exception):
+    """Raised inside a processor's ``progress`` call when its attempt was stopped."""
+
 
 class PermanentError(ProcessorError):
     """A failure that another attempt cannot fix (bad input)."""

@@ -1,0 +1,128 @@
+"""One LISTEN connection per process on PostgreSQL, for the queue and task events.
+
+- ``ntm_queue``: a task was enqueued somewhere; wake this process's workers.
+- ``ntm_task_events``: a task changed in another process; hand the event to
+  this process's sinks (live clients, running attempts). Events this process
+  published itself were already delivered locally and are skipped.
+
+The connection is dedicated (outside the pool) and comes back by itself with
+backoff when it drops (database restart, terminated backend); after a
+reconnect the ``on_reconnect`` callbacks run, because notifications sent
+meanwhile were lost: workers look for work, live clients re-read state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.events.publish import EVENTS_CHANNEL, PROCESS_ID, TaskEvent, deliver_local
+from app.log import get_logger
+from app.queue.enqueue import QUEUE_CHANNEL, wake_local_workers
+
+log = get_logger(__name__)
+
+ReconnectHook = Callable[[], Awaitable[None]]
+
+
+class PgListener:
+    def __init__(self, database_url: str, *, max_backoff: float = 5.0) -> None:
+        url = make_url(database_url)
+        self._connect_args: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port or 5432,
+            "user": url.username,
+            "password": url.password,
+            "database": url.database,
+        }
+        self._max_backoff = max_backoff
+        self._connection: asyncpg.Connection | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._stopping = False
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self.on_reconnect: list[ReconnectHook] = []
+
+    async def start(self) -> None:
+        """Connect (waiting for the first connection) and keep the connection up."""
+        self._runner = asyncio.create_task(self._run(), name="pg-listener")
+        await asyncio.wait_for(self.connected.wait(), timeout=30)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        await self._close()
+
+    @property
+    def backend_pid(self) -> int | None:
+        return None if self._connection is None else self._connection.get_server_pid()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        first = True
+        while not self._stopping:
+            try:
+                await self._connect()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("listener_connect_failed", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.1
+            if not first:
+                self.reconnects += 1
+                log.info("listener_reconnected", reconnects=self.reconnects)
+                await self._after_reconnect()
+            first = False
+            self.connected.set()
+            await self._lost.wait()
+            self.connected.clear()
+            await self._close()
+
+    async def _connect(self) -> None:
+        self._lost.clear()
+        connection = await asyncpg.connect(**self._connect_args)
+        connection.add_termination_listener(self._on_terminated)
+        await connection.add_listener(QUEUE_CHANNEL, self._on_queue)
+        await connection.add_listener(EVENTS_CHANNEL, self._on_event)
+        self._connection = connection
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=2)
+
+    async def _after_reconnect(self) -> None:
+        wake_local_workers()
+        for hook in list(self.on_reconnect):
+            try:
+                await hook()
+            except Exception:
+                log.exception("listener_reconnect_hook_failed")
+
+    def _on_terminated(self, _connection: Any) -> None:
+        if not self._stopping:
+            log.warning("listener_connection_lost")
+        self._lost.set()
+
+    def _on_queue(self, *_: Any) -> None:
+        wake_local_workers()
+
+    def _on_event(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            origin, task_event = TaskEvent.from_json(payload)
+        except (ValueError, TypeError):
+            log.warning("listener_bad_payload", payload=payload[:200])
+            return
+        if origin != PROCESS_ID:
+            deliver_local(task_event)

@@ -1,0 +1,226 @@
+"""Worker registration and heartbeats, and the periodic upkeep of the queue.
+
+Upkeep (``run_maintenance``) runs in every pool; on PostgreSQL one process at
+a time wins it through a transaction-level advisory lock. It reclaims tasks
+whose lease ran out (their worker died), deletes files past their
+``expires_at`` (rows keep their metadata) and forgets dead workers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.log import get_logger
+from app.models import FileStorage, LogLevel, Task, TaskQueue, TaskStatus, Worker
+from app.models.base import utcnow
+from app.queue.attempts import (
+    _EVENT_COLUMNS,
+    _finish_failed,
+    _log,
+    _publish,
+    _release,
+    backoff_seconds,
+)
+from app.services import storage
+
+log = get_logger(__name__)
+MAINTENANCE_LOCK = 0x6E746D01  # any constant shared by every process of the service
+
+
+@dataclass(frozen=True, slots=True)
+class UpkeepReport:
+    reclaimed: int = 0
+    failed: int = 0
+    files_deleted: int = 0
+    workers_removed: int = 0
+    ran: bool = True
+
+
+async def register_worker(
+    sessions: async_sessionmaker[AsyncSession], worker_id: str, concurrency: int
+) -> None:
+    async with sessions() as session, session.begin():
+        session.add(
+            Worker(
+                id=worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                concurrency=concurrency,
+                heartbeat_at=utcnow(),
+            )
+        )
+
+
+async def unregister_worker(sessions: async_sessionmaker[AsyncSession], worker_id: str) -> None:
+    async with sessions() as session, session.begin():
+        await session.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+async def heartbeat(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    worker_id: str,
+    concurrency: int,
+    running: dict[str, int],
+) -> set[str]:
+    """Renew this worker's leases; the running task ids it no longer owns (fenced out)."""
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        alive = await session.execute(
+            update(Worker).where(Worker.id == worker_id).values(heartbeat_at=now)
+        )
+        if alive.rowcount == 0:  # type: ignore[attr-defined]  # cleaned up as dead: come back
+            session.add(
+                Worker(
+                    id=worker_id,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    concurrency=concurrency,
+                    heartbeat_at=now,
+                )
+            )
+        if not running:
+            return set()
+        await session.execute(
+            update(TaskQueue)
+            .where(TaskQueue.worker_id == worker_id, TaskQueue.task_id.in_(list(running)))
+            .values(locked_until=now + timedelta(seconds=settings.task_lease_seconds))
+        )
+        owned = await session.execute(
+            select(Task.id, Task.attempt)
+            .join(TaskQueue, TaskQueue.task_id == Task.id)
+            .where(
+                TaskQueue.worker_id == worker_id,
+                Task.status == TaskStatus.PROCESSING,
+                Task.id.in_(list(running)),
+            )
+        )
+        still = {(task_id, attempt) for task_id, attempt in owned.all()}
+    return {task_id for task_id, attempt in running.items() if (task_id, attempt) not in still}
+
+
+async def _won_lock(session: AsyncSession) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    result = await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": MAINTENANCE_LOCK}
+    )
+    return bool(result.scalar())
+
+
+async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[int, int]:
+    """Take back tasks whose lease ran out: retry with backoff, or fail past max_retries."""
+    now = utcnow()
+    expired = (
+        (
+            await session.execute(
+                select(TaskQueue.task_id)
+                .where(TaskQueue.worker_id.is_not(None), TaskQueue.locked_until < now)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    reclaimed = failed = 0
+    for task_id in expired:
+        task = (
+            await session.execute(select(Task).where(Task.id == task_id).with_for_update())
+        ).scalar_one_or_none()
+        if task is None or task.status != TaskStatus.PROCESSING:
+            await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
+            continue
+        values: dict[str, Any] = {
+            "attempt": Task.attempt + 1,  # fences out the worker that stopped responding
+            "event_seq": Task.event_seq + 1,
+            "updated_at": now,
+            "progress": 0,
+        }
+        if task.retry_count < task.max_retries:
+            delay = backoff_seconds(settings, task.retry_count)
+            values |= {"status": TaskStatus.PENDING, "stage": "queued",
+                       "retry_count": Task.retry_count + 1}  # fmt: skip
+            row = await _update_returning(session, task_id, values)
+            await _release(session, task_id, available_at=now + timedelta(seconds=delay))
+            await session.execute(
+                _log(
+                    task_id,
+                    task.attempt,
+                    "The worker running this task stopped responding (its lease expired); "
+                    f"retry {task.retry_count + 1} of {task.max_retries} in {delay:.1f} s.",
+                    LogLevel.WARNING,
+                )
+            )
+            await _publish(session, row)
+            reclaimed += 1
+        else:
+            message = (
+                f"The worker running this task stopped responding {task.retry_count + 1} times "
+                "(its lease expired); giving up."
+            )
+            values |= {"status": TaskStatus.FAILED, "stage": "failed", "completed_at": now,
+                       "error_message": message, "progress": task.progress}  # fmt: skip
+            row = await _update_returning(session, task_id, values)
+            await _finish_failed(session, settings, task_id, task.attempt, message, row)
+            failed += 1
+    return reclaimed, failed
+
+
+async def _update_returning(session: AsyncSession, task_id: str, values: dict[str, Any]) -> Any:
+    result = await session.execute(
+        update(Task).where(Task.id == task_id).values(**values).returning(*_EVENT_COLUMNS)
+    )
+    return result.one()
+
+
+async def delete_expired_files(session: AsyncSession, settings: Settings) -> int:
+    now = utcnow()
+    rows = (
+        (
+            await session.execute(
+                select(FileStorage).where(
+                    FileStorage.expires_at < now, FileStorage.deleted_at.is_(None)
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for row in rows:
+        await storage.remove(storage.absolute(settings.upload_dir, row.storage_path))
+        row.deleted_at = now
+    return len(rows)
+
+
+async def remove_dead_workers(session: AsyncSession, settings: Settings) -> int:
+    cutoff = utcnow() - timedelta(seconds=3 * settings.task_lease_seconds)
+    result = await session.execute(delete(Worker).where(Worker.heartbeat_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def run_maintenance(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> UpkeepReport:
+    async with sessions() as session, session.begin():
+        if not await _won_lock(session):
+            return UpkeepReport(ran=False)
+        reclaimed, failed = await reclaim_expired(session, settings)
+        files = await delete_expired_files(session, settings)
+        workers = await remove_dead_workers(session, settings)
+    if reclaimed or failed or files or workers:
+        log.info("maintenance", reclaimed=reclaimed, failed=failed, files_deleted=files,
+                 workers_removed=workers)  # fmt: skip
+    return UpkeepReport(reclaimed, failed, files, workers)
+
+
+async def pending_count(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(TaskQueue).where(TaskQueue.worker_id.is_(None))
+    return int((await session.execute(query)).scalar_one())
