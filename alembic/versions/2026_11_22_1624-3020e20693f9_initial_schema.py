@@ -244,12 +244,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["task_id"], ["tasks.id"], name=op.f("fk_task_queue_task_id_tasks"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["worker_id"],
-            ["workers.id"],
-            name=op.f("fk_task_queue_worker_id_workers"),
-            ondelete="SET NULL",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_task_queue")),
         sa.UniqueConstraint("task_id", name=op.f("uq_task_queue_task_id")),
     )

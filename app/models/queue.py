@@ -37,9 +37,9 @@ class TaskQueue(Base):
     priority: Mapped[int] = mapped_column(Integer, default=5)
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
     available_at: Mapped[datetime] = mapped_column(default=utcnow)
-    worker_id: Mapped[str | None] = mapped_column(
-        ForeignKey("workers.id", ondelete="SET NULL"), index=True
-    )
+    # No foreign key on purpose: forgetting a dead worker must never release
+    # its rows; only lease expiry (maintenance) takes a task back.
+    worker_id: Mapped[str | None] = mapped_column(String(36), index=True)
     locked_until: Mapped[datetime | None]
     attempt: Mapped[int] = mapped_column(Integer, default=0)
 

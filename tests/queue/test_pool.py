@@ -1,0 +1,253 @@
+"""The worker pool in one process: run, order, progress, failures, retries, cancel, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.events.publish import TaskEvent, add_sink, remove_sink
+from app.models import FileStorage, TaskQueue, TaskResult, Worker
+from app.queue import attempts
+from app.queue.pool import WorkerPool
+from app.services import tasks as task_service
+from tests.queue.conftest import MakeTask, log_messages, reload
+
+
+async def test_a_task_runs_to_completion_with_its_files_and_result(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:  # fmt: skip
+    task = await make_task("writer", content=b"0123456789")
+    events: list[TaskEvent] = []
+    add_sink(events.append)
+    try:
+        async with asyncio.timeout(30):
+            await pool.run_until_idle()
+    finally:
+        remove_sink(events.append)
+    done = await reload(sessions, task.id)
+    assert (done.status, done.progress, done.stage, done.attempt) == ("completed", 100, "done", 1)
+    assert done.result_url == f"/api/v1/tasks/{task.id}/files/out.txt"
+    assert done.started_at is not None
+    assert done.completed_at is not None
+    async with sessions() as session:
+        result = (await session.execute(select(TaskResult))).scalar_one()
+        assert (result.summary, result.metrics, result.attempt) == ("10 bytes", {"bytes": 10}, 1)
+        names = (
+            await session.execute(select(FileStorage.name).order_by(FileStorage.name))
+        ).scalars()
+        assert list(names) == ["original.txt", "out.txt"]
+        assert (await session.execute(select(func.count()).select_from(TaskQueue))).scalar() == 0
+    assert (settings.upload_dir / "tasks" / task.id / "results" / "out.txt").exists()
+    assert not (settings.upload_dir / "tasks" / task.id / "attempt-1.tmp").exists()
+    mine = [e for e in events if e.task_id == task.id]
+    assert [e.status for e in mine][0] == "processing"
+    assert mine[-1].status == "completed"
+    assert mine[-1].progress == 100
+    progress = [e.progress for e in mine]
+    assert progress == sorted(progress)
+    assert [e.seq for e in mine] == sorted({e.seq for e in mine})
+    assert await log_messages(sessions, task.id) == [
+        "Uploaded and queued",
+        "Started attempt 1",
+        "Completed",
+    ]
+
+
+async def test_noop_writes_no_files(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    task = await make_task("noop")
+    async with asyncio.timeout(30):
+        await pool.run_until_idle()
+    done = await reload(sessions, task.id)
+    assert (done.status, done.progress, done.result_url) == ("completed", 100, None)
+    async with sessions() as session:
+        names = (await session.execute(select(FileStorage.name))).scalars().all()
+    assert names == ["original.txt"]
+
+
+async def test_cpu_bound_processors_run_in_another_process(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:  # fmt: skip
+    import os
+
+    task = await make_task("cpu-writer")
+    async with asyncio.timeout(60):
+        await pool.run_until_idle()
+    assert (await reload(sessions, task.id)).status == "completed"
+    text = (settings.upload_dir / "tasks" / task.id / "results" / "out.txt").read_text()
+    assert f"pid {os.getpid()}" not in text
+
+
+async def test_claims_follow_priority_then_age(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    low = await make_task(priority=1)
+    high_old = await make_task(priority=9)
+    mid = await make_task(priority=5)
+    high_new = await make_task(priority=9)
+    order = []
+    for _ in range(4):
+        claimed = await attempts.claim(sessions, settings, "w", 1)
+        order.extend(c.task_id for c in claimed)
+    assert order == [high_old.id, high_new.id, mid.id, low.id]
+    assert await attempts.claim(sessions, settings, "w", 1) == []
+
+
+async def test_concurrent_claimers_never_share_a_task(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    ids = {(await make_task()).id for _ in range(30)}
+
+    async def claimer(name: str) -> list[str]:
+        got: list[str] = []
+        while True:
+            claimed = await attempts.claim(sessions, settings, name, 3)
+            if not claimed:
+                return got
+            got.extend(c.task_id for c in claimed)
+
+    results = await asyncio.gather(*(claimer(f"w{i}") for i in range(6)))
+    flat = [task_id for result in results for task_id in result]
+    assert sorted(flat) == sorted(ids)
+    assert len(set(flat)) == len(flat)
+
+
+async def test_retryable_failures_back_off_then_fail(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:  # fmt: skip
+    task = await make_task("flaky")
+    async with asyncio.timeout(30):
+        await pool.run_until_idle()
+    failed = await reload(sessions, task.id)
+    assert failed.status == "failed"
+    assert failed.retry_count == settings.task_max_retries
+    assert failed.attempt == settings.task_max_retries + 1
+    assert failed.error_message == (
+        f"The service it needs is unavailable. (gave up after {settings.task_max_retries + 1} attempts)"
+    )
+    messages = await log_messages(sessions, task.id)
+    assert sum("Retrying in" in m for m in messages) == settings.task_max_retries
+    assert messages[-1].startswith("Failed: ")
+
+
+async def test_backoff_grows_exponentially_with_jitter(settings: Settings) -> None:
+    settings.task_retry_backoff_seconds = 2
+    for retry, ceiling in [(0, 2), (1, 4), (2, 8), (10, 300)]:
+        delays = [attempts.backoff_seconds(settings, retry) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+
+
+async def test_backoff_delays_the_next_claim(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    settings.task_retry_backoff_seconds = 60
+    task = await make_task("flaky")
+    [claimed] = await attempts.claim(sessions, settings, "w", 1)
+    status = await attempts.fail(sessions, settings, claimed, "boom.", retryable=True)
+    assert status == "pending"
+    assert (await reload(sessions, task.id)).retry_count == 1
+    assert await attempts.claim(sessions, settings, "w", 1) == []  # not before its backoff
+
+
+async def test_permanent_failures_fail_at_once(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    task = await make_task("broken")
+    async with asyncio.timeout(60):
+        await pool.run_until_idle()
+    failed = await reload(sessions, task.id)
+    assert (failed.status, failed.retry_count, failed.attempt) == ("failed", 0, 1)
+    assert failed.error_message == "The file cannot be decoded."
+
+
+async def test_timeouts_are_retried_then_fail(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+    monkeypatch: Any,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "5")
+    settings.task_timeout_seconds = 0.3
+    settings.task_max_retries = 1
+    pool = WorkerPool(settings, sessions, concurrency=1)
+    task = await make_task("slow")
+    async with asyncio.timeout(30):
+        await pool.run_until_idle()
+    failed = await reload(sessions, task.id)
+    assert failed.status == "failed"
+    assert failed.error_message == "The attempt took longer than 0.3 s. (gave up after 2 attempts)"
+
+
+async def test_cancelling_a_running_task_stops_its_attempt(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+    monkeypatch: Any,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "20")
+    pool = WorkerPool(settings, sessions, concurrency=1)
+    await pool.start()
+    try:
+        task = await make_task("slow")
+        async with asyncio.timeout(10):
+            while (await reload(sessions, task.id)).progress < 5:
+                await asyncio.sleep(0.05)
+        async with sessions() as session:
+            row = await session.get(type(task), task.id)
+            assert row is not None
+            await task_service.cancel(session, row)
+            await session.commit()
+        async with asyncio.timeout(5):
+            while pool.running:
+                await asyncio.sleep(0.02)
+    finally:
+        await pool.stop()
+    cancelled = await reload(sessions, task.id)
+    assert cancelled.status == "cancelled"
+    assert not (settings.upload_dir / "tasks" / task.id / "attempt-1.tmp").exists()
+    assert not (settings.upload_dir / "tasks" / task.id / "results").exists()
+
+
+async def test_stopping_hands_running_tasks_back_without_a_retry(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+    monkeypatch: Any,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "20")
+    pool = WorkerPool(settings, sessions, concurrency=1)
+    await pool.start()
+    task = await make_task("slow")
+    async with asyncio.timeout(10):
+        while (await reload(sessions, task.id)).status != "processing":
+            await asyncio.sleep(0.05)
+    await pool.stop(grace=0.1)
+    back = await reload(sessions, task.id)
+    assert (back.status, back.retry_count, back.stage, back.progress) == ("pending", 0, "queued", 0)
+    async with sessions() as session:
+        queued = (await session.execute(select(TaskQueue))).scalar_one()
+        assert (queued.worker_id, queued.locked_until) == (None, None)
+        assert (await session.execute(select(func.count()).select_from(Worker))).scalar() == 0
+    assert (await log_messages(sessions, task.id))[
+        -1
+    ] == "Handed back to the queue: the worker stopped"
+
+
+async def test_workers_register_and_heartbeat(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    pool = WorkerPool(settings, sessions, concurrency=3)
+    await pool.start()
+    try:
+        async with sessions() as session:
+            worker = (await session.execute(select(Worker))).scalar_one()
+            assert (worker.id, worker.concurrency) == (pool.worker_id, 3)
+            first = worker.heartbeat_at
+        await asyncio.sleep(settings.task_lease_seconds / 3 + 0.3)
+        async with sessions() as session:
+            assert (await session.execute(select(Worker.heartbeat_at))).scalar_one() > first
+    finally:
+        await pool.stop()
