@@ -14,7 +14,7 @@ from app.models import Task, TaskLog, User
 from app.processors import registry
 from app.queue.pool import WorkerPool
 from app.services import tasks as task_service
-from app.services.uploads import ReceivedForm, ReceivedFile
+from app.services.uploads import ReceivedFile, ReceivedForm
 from tests.factories import make_user
 from tests.queue.processors import PROCESSORS
 

@@ -45,7 +45,7 @@ async def test_a_task_runs_to_completion_with_its_files_and_result(
     assert (settings.upload_dir / "tasks" / task.id / "results" / "out.txt").exists()
     assert not (settings.upload_dir / "tasks" / task.id / "attempt-1.tmp").exists()
     mine = [e for e in events if e.task_id == task.id]
-    assert [e.status for e in mine][0] == "processing"
+    assert next(e.status for e in mine) == "processing"
     assert mine[-1].status == "completed"
     assert mine[-1].progress == 100
     progress = [e.progress for e in mine]
@@ -130,8 +130,9 @@ async def test_retryable_failures_back_off_then_fail(
     assert failed.status == "failed"
     assert failed.retry_count == settings.task_max_retries
     assert failed.attempt == settings.task_max_retries + 1
+    attempts_made = settings.task_max_retries + 1
     assert failed.error_message == (
-        f"The service it needs is unavailable. (gave up after {settings.task_max_retries + 1} attempts)"
+        f"The service it needs is unavailable. (gave up after {attempts_made} attempts)"
     )
     messages = await log_messages(sessions, task.id)
     assert sum("Retrying in" in m for m in messages) == settings.task_max_retries
