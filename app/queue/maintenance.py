@@ -138,8 +138,9 @@ async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[in
         if task is None or task.status != TaskStatus.PROCESSING:
             await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
             continue
+        # Leaving "processing" fences out the worker that stopped responding: its
+        # writes require that status, and the next claim starts a new attempt.
         values: dict[str, Any] = {
-            "attempt": Task.attempt + 1,  # fences out the worker that stopped responding
             "event_seq": Task.event_seq + 1,
             "updated_at": now,
             "progress": 0,

@@ -1,0 +1,171 @@
+"""Real worker processes: crash recovery, fencing of a paused worker, shared claims."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.models import Task, TaskLog, TaskResult
+from tests.conftest import ROOT
+from tests.queue.conftest import MakeTask, reload
+from tests.queue.processors import PROCESSORS_SETTING
+
+
+class Workers:
+    """Starts ``python -m app.worker`` processes on the test database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, slow_seconds: float = 3.0, concurrency: int = 1) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.settings.database_url,
+            "UPLOAD_DIR": str(self.settings.upload_dir),
+            "WORKER_CONCURRENCY": str(concurrency),
+            "TASK_LEASE_SECONDS": "1",
+            "TASK_RETRY_BACKOFF_SECONDS": "0",
+            "WORKER_POLL_SECONDS": "0.2",
+            "SHUTDOWN_GRACE_SECONDS": "1",
+            "PROCESSORS": PROCESSORS_SETTING,
+            "NTM_TEST_SLOW_SECONDS": str(slow_seconds),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("worker "), line
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+@pytest.fixture
+def workers(settings: Settings) -> Iterator[Workers]:
+    group = Workers(settings)
+    yield group
+    group.stop_all()
+
+
+async def wait_for(
+    sessions: async_sessionmaker[AsyncSession], task_id: str, within: float, **expected: Any
+) -> Task:
+    async with asyncio.timeout(within):
+        while True:
+            task = await reload(sessions, task_id)
+            if all(getattr(task, k) == v for k, v in expected.items()):
+                return task
+            await asyncio.sleep(0.05)
+
+
+async def test_a_killed_worker_s_task_is_recovered(
+    workers: Workers, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    task = await make_task("slow")
+    first = workers.start(slow_seconds=30)
+    await wait_for(sessions, task.id, 20, status="processing")
+    first.kill()
+    first.wait()
+    second = workers.start(slow_seconds=0.5)
+    done = await wait_for(sessions, task.id, 30, status="completed")
+    assert (done.retry_count, done.attempt) == (1, 2)
+    async with sessions() as session:
+        result = (await session.execute(select(TaskResult))).scalar_one()
+        messages = (await session.execute(select(TaskLog.message))).scalars().all()
+    assert result.summary == str(second.pid)
+    assert any("stopped responding" in m for m in messages)
+
+
+@pytest.mark.postgres_only
+async def test_a_paused_worker_cannot_overwrite_the_newer_attempt(
+    workers: Workers, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:  # fmt: skip
+    task = await make_task("slow")
+    paused = workers.start(slow_seconds=2.5)
+    await wait_for(sessions, task.id, 20, status="processing", attempt=1)
+    await asyncio.sleep(0.3)
+    os.kill(paused.pid, signal.SIGSTOP)
+    second = workers.start(slow_seconds=2.5)
+    done = await wait_for(sessions, task.id, 30, status="completed")
+    assert done.attempt == 2
+    os.kill(paused.pid, signal.SIGCONT)
+    await asyncio.sleep(3.5)  # the first worker wakes up, finishes its sleep, tries to write
+    final = await reload(sessions, task.id)
+    assert (final.status, final.attempt, final.progress) == ("completed", 2, 100)
+    async with sessions() as session:
+        result = (await session.execute(select(TaskResult))).scalar_one()
+    assert (result.summary, result.attempt) == (str(second.pid), 2)
+    written = (settings.upload_dir / "tasks" / task.id / "results" / "slow.txt").read_text()
+    assert written == f"done by pid {second.pid}\n"
+    assert paused.poll() is None  # still alive, it simply lost the attempt
+
+
+@pytest.mark.postgres_only
+async def test_several_processes_share_one_queue_without_double_claims(
+    workers: Workers, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    ids = [(await make_task("writer")).id for _ in range(40)]
+    for _ in range(3):
+        workers.start(concurrency=4)
+    async with asyncio.timeout(60):
+        while True:
+            async with sessions() as session:
+                done = await session.execute(
+                    select(func.count()).select_from(Task).where(Task.status == "completed")
+                )
+                if done.scalar_one() == len(ids):
+                    break
+            await asyncio.sleep(0.1)
+    async with sessions() as session:
+        attempts = (await session.execute(select(Task.attempt))).scalars().all()
+        starts = await session.execute(
+            select(func.count()).select_from(TaskLog).where(TaskLog.message.like("Started%"))
+        )
+    assert set(attempts) == {1}
+    assert starts.scalar_one() == len(ids)
+
+
+async def test_sigterm_hands_back_and_exits_zero(
+    workers: Workers, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    task = await make_task("slow")
+    proc = workers.start(slow_seconds=30)
+    await wait_for(sessions, task.id, 20, status="processing")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    back = await reload(sessions, task.id)
+    assert (back.status, back.retry_count) == ("pending", 0)
