@@ -24,6 +24,16 @@ def main() -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'novel_tasks.db'}")
     os.environ.setdefault("WORKER_CONCURRENCY", "2")
     os.environ.setdefault("LOG_FORMAT", "console")
+    import asyncio
+
+    from tools import local_admin
+
+    if not os.environ.get("ADMIN_EMAIL") and not _in_dotenv("ADMIN_EMAIL"):
+        admin = local_admin.load_or_create(data_dir)
+        os.environ["ADMIN_EMAIL"], os.environ["ADMIN_PASSWORD"] = admin.email, admin.password
+        stored = f" (kept in {admin.path.relative_to(ROOT)}, mode 0600)"
+    else:
+        stored = " (from ADMIN_EMAIL / ADMIN_PASSWORD)"
 
     import uvicorn
     from alembic.config import Config
@@ -40,6 +50,7 @@ def main() -> None:
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, "head")
 
+    api_key = asyncio.run(local_admin.bootstrap(settings))
     host = "localhost" if settings.api_host in ("127.0.0.1", "0.0.0.0") else settings.api_host  # noqa: S104
     base = f"http://{host}:{settings.api_port}"
     print(
@@ -47,7 +58,10 @@ def main() -> None:
         f"  Dashboard:  {base}/\n"
         f"  API docs:   {base}/docs\n"
         f"  Database:   {settings.database_url}\n"
-        f"  Workers:    {settings.worker_concurrency} in this process\n",
+        f"  Workers:    {settings.worker_concurrency} in this process\n"
+        f"  Admin:      {settings.admin_email}{stored}\n"
+        f"  Password:   {settings.admin_password}\n"
+        f"  API key:    {api_key}  (new on every start; revoke old ones in the dashboard or API)\n",
         flush=True,
     )
     uvicorn.run(
@@ -57,6 +71,17 @@ def main() -> None:
         reload=False,
         log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+    )
+
+
+def _in_dotenv(name: str) -> bool:
+    env_file = ROOT / ".env"
+    if not env_file.exists():
+        return False
+    return any(
+        line.split("=", 1)[0].strip() == name
+        for line in env_file.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
     )
 
 

@@ -15,13 +15,20 @@ from pydantic import ValidationError
 from app import __version__
 from app.api import api_router
 from app.api import health as health_api
+from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
 from app.config import Settings, describe_settings_error, get_settings
 from app.database import create_engine_for, create_session_factory
+from app.events.hub import EventHub
 from app.events.listener import PgListener
+from app.events.publish import add_sink, remove_sink
+from app.events.resync import resync_hook
 from app.log import configure_logging, get_logger
 from app.metrics import build_registry
+from app.processors import registry
 from app.queue.pool import WorkerPool
+from app.services.rate_limit import RateLimiter
+from app.services.users import ensure_admin
 
 log = get_logger(__name__)
 
@@ -41,14 +48,23 @@ def _lifespan(settings: Settings) -> Any:
             stack.push_async_callback(engine.dispose)
             session_factory = create_session_factory(engine)
             settings.upload_dir.mkdir(parents=True, exist_ok=True)
+            registry.configure(settings.processors)  # uploads validate processor names
             state: dict[str, Any] = {
                 "settings": settings,
                 "engine": engine,
                 "session_factory": session_factory,
             }
             app.state.session_factory = session_factory
+            app.state.rate_limiter = RateLimiter(settings.rate_limit_storage_uri)
+            stack.push_async_callback(app.state.rate_limiter.close)
+            await ensure_admin(session_factory, settings)
+            hub = app.state.hub = state["hub"] = EventHub()
+            add_sink(hub.publish)
+            stack.callback(remove_sink, hub.publish)
+            stack.callback(hub.close_all)
             if not settings.is_sqlite:
                 listener = PgListener(settings.database_url)
+                listener.on_reconnect.append(resync_hook(hub, listener, session_factory))
                 await listener.start()
                 stack.push_async_callback(listener.stop)
                 state["listener"] = app.state.listener = listener
@@ -104,8 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         should_group_untemplated=True,
     ).instrument(app)
 
-    # Added innermost first: CatchAll sits inside CORS and the request id, so
-    # even a 500 carries X-Request-ID and CORS headers.
+    # Added innermost first: the gate authenticates before routing; CatchAll sits
+    # inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
+    app.add_middleware(ApiGateMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
         CORSMiddleware,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
@@ -12,7 +13,6 @@ from app.config import Settings
 from app.database import get_db
 from app.errors import Forbidden, Unauthorized
 from app.models import User
-from app.services import auth as auth_service
 
 
 # async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool.
@@ -33,28 +33,24 @@ SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 
 
+# Documents the scheme in OpenAPI (the "Authorize" button of /docs); the gate does the work.
+_bearer_scheme = HTTPBearer(
+    auto_error=False, description="A token from POST /api/v1/auth/login, or an API key"
+)
+
+
 async def get_current_user(
-    connection: HTTPConnection, session: SessionDep, settings: SettingsDep
+    connection: HTTPConnection,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> User:
-    """The caller, from ``Authorization: Bearer …`` (JWT or API key).
+    """The caller, authenticated by the /api/v1 gate (``app.api.gate``) before routing.
 
-    WebSocket and SSE routes also accept ``?token=``, because browsers cannot
-    set headers there; see ``get_stream_user``.
+    Bearer JWT or API key; the SSE route also accepts ``?token=``.
     """
-    token = _bearer(connection.headers.get("authorization"))
-    if token is None:
+    user: User | None = connection.scope.get("state", {}).get("user")
+    if user is None:
         raise Unauthorized("Not authenticated: send Authorization: Bearer <token>")
-    return await auth_service.authenticate_token(session, settings, token)
-
-
-async def get_stream_user(
-    connection: HTTPConnection, session: SessionDep, settings: SettingsDep
-) -> User:
-    """Like ``get_current_user``, also accepting the ``token`` query parameter."""
-    token = _bearer(connection.headers.get("authorization")) or connection.query_params.get("token")
-    if not token:
-        raise Unauthorized("Not authenticated: send Authorization: Bearer <token> or ?token=")
-    return await auth_service.authenticate_token(session, settings, token)
+    return user
 
 
 async def require_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
@@ -63,15 +59,5 @@ async def require_admin(user: Annotated[User, Depends(get_current_user)]) -> Use
     return user
 
 
-def _bearer(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        return None
-    return credentials.strip()
-
-
 CurrentUser = Annotated[User, Depends(get_current_user)]
-StreamUser = Annotated[User, Depends(get_stream_user)]
 AdminUser = Annotated[User, Depends(require_admin)]

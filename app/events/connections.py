@@ -20,3 +20,8 @@ def closed(kind: str) -> None:
 def websocket_connections() -> int:
     """Open WebSocket connections in this process."""
     return _open["websocket"]
+
+
+def sse_connections() -> int:
+    """Open Server-Sent Events streams in this process."""
+    return _open["sse"]

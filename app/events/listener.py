@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,8 @@ class PgListener:
         self._stopping = False
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.lost_at: datetime | None = None
+        """When the connection last dropped (notifications after it were missed)."""
         self.on_reconnect: list[ReconnectHook] = []
 
     async def start(self) -> None:
@@ -111,6 +114,7 @@ class PgListener:
                 log.exception("listener_reconnect_hook_failed")
 
     def _on_terminated(self, _connection: Any) -> None:
+        self.lost_at = datetime.now(UTC)
         if not self._stopping:
             log.warning("listener_connection_lost")
         self._lost.set()

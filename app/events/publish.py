@@ -74,6 +74,16 @@ class TaskEvent:
             "error_message": self.error_message,
         }
 
+    def message_text(self) -> str:
+        """``to_message()`` as JSON, computed once per event however many clients get it."""
+        text = _MESSAGE_TEXT.get(self)
+        if text is None:
+            text = json.dumps(self.to_message(), separators=(",", ":"))
+            if len(_MESSAGE_TEXT) >= 4096:
+                _MESSAGE_TEXT.clear()
+            _MESSAGE_TEXT[self] = text
+        return text
+
     def to_json(self, origin: str = PROCESS_ID) -> str:
         return json.dumps({"origin": origin, **asdict(self)}, separators=(",", ":"))
 
@@ -83,6 +93,9 @@ class TaskEvent:
         origin = data.pop("origin", "")
         return origin, cls(**data)
 
+
+_MESSAGE_TEXT: dict[TaskEvent, str] = {}
+"""Recent events' message texts (events are frozen and hashable; bounded)."""
 
 Sink = Callable[[TaskEvent], None]
 _sinks: list[Sink] = []

@@ -32,8 +32,10 @@ def configure(extra: dict[str, str]) -> None:
     """Add processors named in settings (``{"name": "module:attribute"}``)."""
     _extra.update(extra)
     _load.cache_clear()
+    _targets.cache_clear()
 
 
+@cache
 def _targets() -> dict[str, str]:
     targets = dict(BUILT_IN)
     for entry in entry_points(group=ENTRY_POINT_GROUP):

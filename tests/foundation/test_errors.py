@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from fastapi import FastAPI, Query
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.main import create_app
+from tests.factories import bearer, make_user
 
 PROBLEM = "application/problem+json"
 
@@ -84,8 +86,14 @@ async def test_validation_errors_list_each_error(error_client: httpx.AsyncClient
     assert body["detail"].startswith("query.n: ")
 
 
-async def test_unknown_paths_and_methods_are_problems(error_client: httpx.AsyncClient) -> None:
+async def test_unknown_paths_and_methods_are_problems(
+    error_client: httpx.AsyncClient, settings: Settings, sessions: Any
+) -> None:
+    # authentication comes first, even for a path that does not exist
     response = await error_client.get("/api/v1/no-such-thing")
+    assert response.status_code == 401
+    user = await make_user(sessions)
+    response = await error_client.get("/api/v1/no-such-thing", headers=bearer(settings, user))
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["code"] == "not_found"

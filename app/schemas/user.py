@@ -1,0 +1,49 @@
+"""Users and credentials."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import ReadModel
+
+
+class UserRead(ReadModel):
+    id: str
+    email: str
+    role: Literal["admin", "user"]
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+    role: Literal["admin", "user"] = "user"
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+
+
+class ApiKeyRead(ReadModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret, shown this once; only its hash is stored")
