@@ -26,7 +26,7 @@ from app.config import Settings
 from app.errors import FileTooLarge, Unprocessable, UnsupportedFileType
 from app.services import storage
 
-FLUSH_BYTES = 1024 * 1024
+FLUSH_BYTES = 256 * 1024
 SAMPLE_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 4096
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -174,7 +174,7 @@ class _FormReceiver:
         return blocks
 
 
-def _append(path: Path, data: bytes) -> None:
+def _append(path: Path, data: bytes | bytearray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as handle:
         handle.write(data)
@@ -241,7 +241,7 @@ async def receive_form(
 
 async def _flush(receiver: _FormReceiver) -> None:
     for target, data in receiver.take_blocks():
-        await anyio.to_thread.run_sync(_append, target.temp_path, bytes(data))
+        await anyio.to_thread.run_sync(_append, target.temp_path, data)
 
 
 def _is_text(sample: bytes, has_nul: bool) -> bool:
