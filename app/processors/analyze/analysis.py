@@ -1,0 +1,467 @@
+"""The analysis pass: one walk over segments → paragraphs → sentences → words.
+
+Everything is gathered in that single pass (word counts, sentence and
+paragraph counts, case-sensitive word frequencies, sentence-initial words,
+lexical diversity windows, dialogue, quality counters, summary candidates),
+so the cost stays linear and close to one tokenisation of the text.
+
+Definitions
+    words               :mod:`text` (CJK characters one each, Latin runs as tokens),
+                        counted over the whole body, headings included.
+    sentences           sentences (:mod:`sentences`) holding at least one word.
+    paragraphs          non-empty paragraphs outside heading lines.
+    average_sentence_length   words in sentences / sentences.
+    dialogue_ratio      characters inside quotation marks (“…”, "…", «…», 「…」,
+                        『…』, „…“; an opening mark left open runs to the end of
+                        the paragraph), or in paragraphs opened by a dialogue
+                        dash (``—``, ``–``, ``--``), over all paragraph characters.
+    lexical_diversity   mean segmental type/token ratio: the mean, over
+                        consecutive windows of about :data:`TTR_WINDOW` words,
+                        of distinct case-folded words / words (plain TTR for a
+                        shorter text); independent of the text's length.
+    reading_time        words / :data:`READING_SPEED` for the language.
+
+Summary
+    Each chapter keeps its best :data:`PER_CHAPTER` sentences, in text order.
+    A sentence's score is the mean weight of its words, a word's weight
+    being ``log(1 + its count in the chapter)`` for content words (not stop
+    words, 3+ letters, counted case-sensitively; for CJK: Han bigrams without
+    stop characters, counted over the whole body) and 0
+    otherwise, times ``min(1, words / 8)`` (short sentences say little),
+    times :data:`QUOTED_FACTOR` for a sentence with quotation marks (narration summarises
+    better than dialogue). Candidates have 3–60 words (CJK: 6–120). The
+    overall summary splits the chapters into at most :data:`OVERALL` equal
+    groups and takes each group's best chapter sentence; without chapters,
+    the body is cut into :data:`OVERALL` slices of equal length instead. Ties go
+    to the earlier sentence: the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import repeat
+
+from app.processors.analyze.language import stop_words
+from app.processors.analyze.names import cjk_names, cjk_stats, latin_names
+from app.processors.analyze.sentences import split_sentences
+from app.processors.analyze.structure import (
+    AOZORA_MARKUP,
+    Body,
+    Segment,
+    paragraphs,
+)
+from app.processors.analyze.text import (
+    CJK_LANGUAGES,
+    HAN,
+    HAN_CHAR_RE,
+    KATAKANA_RUN_RE,
+    WORD_RE,
+    display,
+)
+
+TTR_WINDOW = 1000
+PER_CHAPTER = 3
+OVERALL = 10
+KEYWORDS = 20
+NAMES = 20
+READING_SPEED = {"zh": 300, "ja": 400, "ko": 250}
+"""Words (CJK: characters) per minute; 238 for every other language (Brysbaert 2019)."""
+DEFAULT_READING_SPEED = 238
+LONG_PARAGRAPH_WORDS = 5000
+DUPLICATE_MIN_CHARS = 40
+QUOTED_FACTOR = 0.7
+MAX_CANDIDATES = 4000
+WIDEN_SHARE = 0.75
+"""Summary candidates kept per unit; past it, every other one is dropped (deterministic)."""
+
+_QUOTED = re.compile(
+    r"“[^”]*(?:”|\Z)|\"[^\"]*(?:\"|\Z)|«[^»]*(?:»|\Z)|「[^」]*(?:」|\Z)|『[^』]*(?:』|\Z)|„[^“”]*(?:[“”]|\Z)"
+)
+_DIALOGUE_DASH = ("—", "–", "--", "―")
+_HAS_QUOTE = re.compile(r"[“”\"«»「」『』„]")
+_POSSESSIVE = re.compile(r"['’]s$")
+_ELISION = re.compile(r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]")
+
+
+@dataclass(slots=True)
+class ChapterResult:
+    index: int
+    title: str
+    offset: int
+    part: str | None
+    words: int
+    sentences: int
+    paragraphs: int
+    summary: list[str]
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything the report needs from the text itself."""
+
+    words: int = 0
+    sentences: int = 0
+    sentence_words: int = 0
+    paragraphs: int = 0
+    chapters: list[ChapterResult] = field(default_factory=list)
+    dialogue_chars: int = 0
+    paragraph_chars: int = 0
+    ttr_values: list[float] = field(default_factory=list)
+    keywords: list[tuple[str, int]] = field(default_factory=list)
+    names: list[tuple[str, int]] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    duplicate_paragraphs: int = 0
+    broken_paragraphs: int = 0
+    long_paragraphs: int = 0
+    empty_chapters: int = 0
+
+    @property
+    def average_sentence_length(self) -> float:
+        return round(self.sentence_words / self.sentences, 2) if self.sentences else 0.0
+
+    @property
+    def dialogue_ratio(self) -> float:
+        if not self.paragraph_chars:
+            return 0.0
+        return round(self.dialogue_chars / self.paragraph_chars, 4)
+
+    @property
+    def lexical_diversity(self) -> float:
+        if not self.ttr_values:
+            return 0.0
+        return round(sum(self.ttr_values) / len(self.ttr_values), 4)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    position: int
+    text: str
+    size: int
+    """Its number of words."""
+    tokens: list[str]
+    """Its words, until it is scored (Latin); then emptied to free memory."""
+    quoted: bool
+    score: float = 0.0
+
+
+@dataclass(slots=True)
+class _Unit:
+    """What a summary is chosen from: a chapter, or a slice of a body without chapters."""
+
+    candidates: list[_Candidate] = field(default_factory=list)
+    stride: int = 1
+    seen: int = 0
+
+    def offer(self, candidate: _Candidate) -> None:
+        self.seen += 1
+        if (self.seen - 1) % self.stride:
+            return
+        self.candidates.append(candidate)
+        if len(self.candidates) > MAX_CANDIDATES:
+            self.candidates = self.candidates[::2]
+            self.stride *= 2
+
+
+class _Pass:
+    def __init__(self, language: str, by_line: bool, aozora: bool) -> None:
+        self.language = language
+        self.cjk = language in CJK_LANGUAGES
+        self.by_line = by_line
+        self.aozora = aozora
+        self.stop = stop_words(language)
+        self.result = Analysis()
+        self.words: Counter[str] = Counter()
+        self.initial: Counter[str] = Counter()
+        self.window: set[str] = set()
+        self.window_words = 0
+        self.seen_paragraphs: set[int] = set()
+        self.previous_end = ""
+        self.position = 0
+        self.clean_texts: list[str] = []
+        self.content_words: dict[str, bool] = {}
+        stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
+        skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
+        self.content_bigrams = re.compile(rf"(?=({skip}[{HAN}]{skip}[{HAN}]))")
+
+    # -- one paragraph at a time -------------------------------------------------------
+    def paragraph(
+        self, text: str, units: list[_Unit], counter: Counter[str], start: int = 0, total: int = 1
+    ) -> int:
+        """Count one paragraph; its sentences are offered to ``units``, which share the
+        ``total`` characters of a stretch evenly (``start``: where this paragraph begins)."""
+        result = self.result
+        result.paragraphs += 1
+        result.paragraph_chars += len(text)
+        if text.startswith(_DIALOGUE_DASH):
+            result.dialogue_chars += len(text)
+        elif _HAS_QUOTE.search(text):
+            result.dialogue_chars += sum(len(q) for q in _QUOTED.findall(text))
+        if len(text) >= DUPLICATE_MIN_CHARS:
+            key = hash(text)
+            if key in self.seen_paragraphs:
+                result.duplicate_paragraphs += 1
+            else:
+                self.seen_paragraphs.add(key)
+        if _broken(self.previous_end, text):
+            result.broken_paragraphs += 1
+        self.previous_end = text[-1]
+        words = 0
+        low, high = (6, 120) if self.cjk else (3, 60)
+        consumed = start
+        for sentence in split_sentences(text):
+            unit = units[min(len(units) - 1, consumed * len(units) // max(1, total))]
+            consumed += len(sentence) + 1
+            tokens = WORD_RE.findall(sentence)
+            count = len(tokens)
+            if not count:
+                continue
+            words += count
+            self.position += 1
+            if not self.cjk:
+                counter.update(tokens)
+                self.initial[tokens[0]] += 1
+            self.window.update(tokens)
+            self.window_words += count
+            if self.window_words >= TTR_WINDOW:
+                self._close_window()
+            if low <= count <= high:
+                quoted = _HAS_QUOTE.search(sentence) is not None
+                kept = [] if self.cjk else tokens  # CJK scoring reads the text itself
+                unit.offer(_Candidate(self.position, sentence, count, kept, quoted))
+        result.sentence_words += words
+        if words > LONG_PARAGRAPH_WORDS:
+            result.long_paragraphs += 1
+        return words
+
+    def _close_window(self) -> None:
+        types = {t.lower() for t in self.window} if not self.cjk else self.window
+        self.result.ttr_values.append(len(types) / self.window_words)
+        self.window = set()
+        self.window_words = 0
+
+    # -- summaries ----------------------------------------------------------------------
+    def score_latin(self, unit: _Unit, counter: Counter[str]) -> None:
+        """Score with the chapter's own word counts (see the module docstring)."""
+        content = self.content_words
+        weights = {}
+        for word, count in counter.items():
+            keep = content.get(word)
+            if keep is None:
+                lower = word.lower()
+                keep = content[word] = (
+                    len(lower) >= 3 and lower not in self.stop and not lower.isdigit()
+                )
+            if keep:
+                weights[word] = math.log1p(count)
+        for cand in unit.candidates:
+            if not cand.tokens:
+                continue  # scored with an earlier stretch
+            total = sum(map(weights.get, cand.tokens, repeat(0.0)))
+            cand.score = self._adjust(total / cand.size, cand.size, cand)
+            cand.tokens = []
+
+    def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
+        """Score with the body's content-bigram counts (see the module docstring)."""
+        grams = self.content_bigrams
+        weights = {g: math.log1p(c) for g, c in bigrams.items()}
+        for unit in units:
+            for cand in unit.candidates:
+                total = sum(map(weights.get, grams.findall(cand.text), repeat(0.0)))
+                cand.score = self._adjust(total / cand.size, cand.size / 2, cand)
+
+    @staticmethod
+    def _adjust(mean: float, size: float, cand: _Candidate) -> float:
+        return mean * min(1.0, size / 8) * (QUOTED_FACTOR if cand.quoted else 1.0)
+
+    # -- the whole body ---------------------------------------------------------------
+    def run(
+        self,
+        body: Body,
+        parts_of_body: list[Segment],
+        progress: Callable[[float], None],
+    ) -> tuple[Analysis, list[_Unit]]:
+        """Walk the segments; returns the analysis and the summary units, one per chapter
+        (or per slice of a body without chapters), their candidates scored for Latin."""
+        result = self.result
+        text = body.text
+        units: list[_Unit] = []
+        has_chapters = any(
+            s.heading is not None and s.heading.kind == "chapter" for s in parts_of_body
+        )
+        for segment in parts_of_body:
+            heading = segment.heading
+            content_start = heading.line_end if heading is not None else segment.start
+            head = text[segment.start : content_start]
+            content = text[content_start : segment.end]
+            if self.aozora:
+                head = AOZORA_MARKUP.sub("", head)
+                content = AOZORA_MARKUP.sub("", content)
+            if self.cjk:
+                self.clean_texts.append(head)
+                self.clean_texts.append(content)
+            head_words = len(WORD_RE.findall(head))
+            paras = paragraphs(content, by_line=self.by_line)
+            sentences_before = self.position
+            counter: Counter[str] = Counter()
+            words = head_words
+            is_chapter = heading is not None and heading.kind == "chapter"
+            if has_chapters:
+                slices = [_Unit()]
+                for para in paras:
+                    words += self.paragraph(para, slices, counter)
+            else:
+                # no chapters: OVERALL equal slices by characters (a single giant line too)
+                slices = [_Unit() for _ in range(OVERALL)]
+                total = sum(len(para) + 1 for para in paras)
+                consumed = 0
+                for para in paras:
+                    words += self.paragraph(para, slices, counter, consumed, total)
+                    consumed += len(para) + 1
+            if not self.cjk:
+                self.words.update(counter)
+                for unit in slices:
+                    self.score_latin(unit, counter)
+            result.words += words
+            result.sentences = self.position
+            if is_chapter and heading is not None:
+                if words == head_words:
+                    result.empty_chapters += 1
+                result.chapters.append(
+                    ChapterResult(
+                        index=len(result.chapters) + 1,
+                        title=heading.title,
+                        offset=body.offset + heading.start,
+                        part=segment.part,
+                        words=words,
+                        sentences=self.position - sentences_before,
+                        paragraphs=len(paras),
+                        summary=[],
+                    )
+                )
+                units.append(slices[0])
+            elif not has_chapters:
+                units.extend(slices)
+            progress(segment.end / max(1, len(text)))
+        if self.window_words and (not result.ttr_values or self.window_words >= TTR_WINDOW // 2):
+            self._close_window()
+        return result, units
+
+
+def _broken(previous_end: str, text: str) -> bool:
+    """A paragraph break inside a sentence: a letter or comma, then a lower-case letter."""
+    if not previous_end:
+        return False
+    first = text[0]
+    return (previous_end.isalpha() or previous_end in ",，、") and first.islower()
+
+
+def _best(unit: _Unit, count: int) -> list[_Candidate]:
+    ranked = sorted(unit.candidates, key=lambda c: (-c.score, c.position))[:count]
+    return sorted(ranked, key=lambda c: c.position)
+
+
+def analyse(
+    body: Body,
+    parts_of_body: list[Segment],
+    *,
+    language: str,
+    by_line: bool,
+    progress: Callable[[float], None],
+    summarising: Callable[[], None] = lambda: None,
+) -> Analysis:
+    """Run the pass over ``parts_of_body`` (see the module docstring).
+
+    ``progress(fraction)`` follows the walk through the body; ``summarising()`` is
+    called when the walk is over and names, keywords and summaries are chosen.
+    """
+    walk = _Pass(language, by_line, body.boilerplate == "aozora")
+    result, units = walk.run(body, parts_of_body, progress)
+    summarising()
+    if walk.cjk:
+        stats = cjk_stats(walk.clean_texts, language)
+        walk.score_cjk(units, stats.bigrams)
+        result.names = cjk_names(stats, walk.clean_texts, language, NAMES)
+        result.keywords = _cjk_keywords(stats.bigrams, walk.clean_texts, language)
+    else:
+        result.names = latin_names(walk.words, walk.initial, language, NAMES)
+        result.keywords = _latin_keywords(walk.words, language)
+    if result.chapters:
+        picked = [_best(unit, PER_CHAPTER) for unit in units]
+        for chapter, best in zip(result.chapters, picked, strict=True):
+            chapter.summary = [display(c.text) for c in best]
+        units = [_Unit(best) for best in picked]
+    result.summary = [display(text) for text in _overall(units)]
+    return result
+
+
+def _overall(units: list[_Unit]) -> list[str]:
+    """The best sentence of each of at most OVERALL equal groups of units, in text order."""
+    if not units:
+        return []
+    groups = min(OVERALL, len(units))
+    chosen: list[_Candidate] = []
+    for g in range(groups):
+        members = units[g * len(units) // groups : (g + 1) * len(units) // groups]
+        pool = [c for unit in members for c in unit.candidates]
+        if pool:
+            chosen.append(min(pool, key=lambda c: (-c.score, c.position)))
+    return [c.text for c in sorted(chosen, key=lambda c: c.position)]
+
+
+def _latin_keywords(words: Counter[str], language: str) -> list[tuple[str, int]]:
+    stop = stop_words(language)
+    folded: Counter[str] = Counter()
+    for word, count in words.items():
+        term = word.lower()
+        if "'" in term or "’" in term:
+            term = _ELISION.sub("", _POSSESSIVE.sub("", term))
+            if "'" in term or "’" in term:
+                continue
+        if len(term) >= 3 and term not in stop and not term[0].isdigit():
+            folded[term] += count
+    return heapq.nsmallest(KEYWORDS, folded.items(), key=_by_count)
+
+
+def _cjk_keywords(bigrams: Counter[str], texts: list[str], language: str) -> list[tuple[str, int]]:
+    """Frequent Han bigrams without stop characters (a bigram nearly always read inside
+    the same trigram, like 王夫 in 王夫人, gives way to that trigram), and for Japanese
+    katakana words."""
+    stop = stop_words(language)
+    stop_chars = frozenset(w for w in stop if len(w) == 1)
+    terms = Counter(
+        {g: c for g, c in bigrams.items() if stop_chars.isdisjoint(g) and g not in stop}
+    )
+    if language == "ja":
+        for text in texts:
+            terms.update(KATAKANA_RUN_RE.findall(text))
+    top = heapq.nsmallest(KEYWORDS * 3, terms.items(), key=_by_count)
+    joined = "\n".join(texts)
+    merged: Counter[str] = Counter()
+    for term, count in top:
+        if len(term) == 2:
+            term, count = _widen(term, count, joined)
+        merged[term] = max(merged[term], count)
+    return heapq.nsmallest(KEYWORDS, merged.items(), key=_by_count)
+
+
+def _widen(gram: str, count: int, text: str) -> tuple[str, int]:
+    """``gram`` or, when at least WIDEN_SHARE of its occurrences sit in one trigram,
+    that trigram and its count."""
+    escaped = re.escape(gram)
+    for pattern, before in ((rf"{escaped}([{HAN}])", False), (rf"([{HAN}]){escaped}", True)):
+        neighbours: Counter[str] = Counter(re.findall(pattern, text))
+        if neighbours:
+            char, seen = min(neighbours.items(), key=lambda item: (-item[1], item[0]))
+            if seen >= WIDEN_SHARE * count:
+                return (char + gram if before else gram + char), seen
+    return gram, count
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    """Most frequent first, then alphabetical: a total, deterministic order."""
+    return -item[1], item[0]

@@ -1,0 +1,46 @@
+"""Sentence splitting for Latin and CJK text, in one regular expression.
+
+A sentence ends:
+
+- after ``。！？`` (and any closing quotes or brackets), unless a quotation
+  particle or comma follows (``「…！」と言った`` is one sentence);
+- after ``.``, ``!``, ``?`` or ``…`` (and closing quotes) followed by white
+  space and then something that is not a lower-case letter (``“Oh!” said
+  Alice`` is one sentence), except after the abbreviations of
+  :data:`ABBREVIATIONS` or a single capital (an initial: ``M. Homais``);
+- at the end of the paragraph.
+
+Paragraph breaks always end a sentence; the splitter works on one paragraph.
+"""
+
+from __future__ import annotations
+
+import re
+
+ABBREVIATIONS = (
+    "Mr", "Mrs", "Ms", "Dr", "St", "Mme", "Mlle", "Messrs", "Jr", "Sr", "Prof", "Rev",
+    "Capt", "Col", "Gen", "Lt", "Sgt", "Hon", "Gov", "Mt", "vs", "cf", "etc",
+)  # fmt: skip
+"""Words whose period does not end a sentence."""
+
+_NOT_AFTER = "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS)
+_CLOSERS = '”’"»)\\]」』）】》〉'
+_LOWER = "a-zß-öø-ÿ"
+
+SENTENCE_END = re.compile(
+    # one character class first, so the engine skips ahead to candidates in C
+    rf"[。！？!?….]"
+    rf"(?:(?<=[。！？])[。！？!?]*[{_CLOSERS}]*(?![と、，,{_CLOSERS}])"
+    rf"|(?<![。！？]){_NOT_AFTER}(?<!\b[A-Z]\.)[!?….]*[{_CLOSERS}]*(?=\s+[^\s{_LOWER}]|\s*\Z))"
+)
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """The sentences of ``paragraph``, stripped, in order."""
+    ends = [m.end() for m in SENTENCE_END.finditer(paragraph)]
+    if not ends:
+        return [paragraph] if paragraph.strip() else []
+    starts = [0, *ends]
+    ends.append(len(paragraph))
+    pieces = [paragraph[a:b].strip() for a, b in zip(starts, ends, strict=True)]
+    return [p for p in pieces if p]

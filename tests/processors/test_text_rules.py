@@ -1,0 +1,196 @@
+"""Sentence, word, name, keyword and statistics rules, on small hand-made inputs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from app.processors.analyze.language import detect_language
+from app.processors.analyze.names import latin_names
+from app.processors.analyze.report import reading_time_minutes
+from app.processors.analyze.sentences import split_sentences
+from app.processors.analyze.text import WORD_RE, count_words, display
+from tests.processors.helpers import analyze_text
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "sentences"),
+    [
+        (
+            "It rained. We stayed in! Did you? Yes.",
+            ["It rained.", "We stayed in!", "Did you?", "Yes."],
+        ),
+        (
+            "Mr. Darcy bowed. Mrs. Bennet and Dr. Jones left; Ms. Lucas stayed.",
+            ["Mr. Darcy bowed.", "Mrs. Bennet and Dr. Jones left; Ms. Lucas stayed."],
+        ),
+        (
+            "“Oh! dear,” said Alice. “I’m late!” She ran.",
+            ["“Oh! dear,” said Alice.", "“I’m late!”", "She ran."],
+        ),
+        ("“Is it?” asked he. Then silence.", ["“Is it?” asked he.", "Then silence."]),
+        ("M. Homais entra. Il parla…  Puis rien.", ["M. Homais entra.", "Il parla…", "Puis rien."]),
+        ("It cost 3.5 pounds. Cheap.", ["It cost 3.5 pounds.", "Cheap."]),
+        (
+            "宝玉笑道：“好妹妹！”黛玉不答。众人都笑了。",
+            ["宝玉笑道：“好妹妹！”", "黛玉不答。", "众人都笑了。"],
+        ),
+        (
+            "「待て！」と言った。吾輩は猫である。名前はまだ無い。",
+            ["「待て！」と言った。", "吾輩は猫である。", "名前はまだ無い。"],
+        ),
+        ("他说：“走吧。”于是走了？是的！", ["他说：“走吧。”", "于是走了？", "是的！"]),
+        ("No ending punctuation here", ["No ending punctuation here"]),
+        ("   ", []),
+    ],
+    ids=[
+        "plain",
+        "abbreviations",
+        "quoted-exclamation",
+        "quoted-question",
+        "initial-ellipsis",
+        "decimal",
+        "zh-quotes",
+        "ja-quotation-particle",
+        "zh-punctuation",
+        "no-end",
+        "blank",
+    ],
+)
+def test_sentence_splitting(paragraph: str, sentences: list[str]) -> None:
+    assert split_sentences(paragraph) == sentences
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            "The cat’s waistcoat-pocket didn't tick.",
+            ["The", "cat’s", "waistcoat-pocket", "didn't", "tick"],
+        ),
+        ("宝玉笑道。", ["宝", "玉", "笑", "道"]),
+        ("吾輩は猫、ニャー。", ["吾", "輩", "は", "猫", "ニ", "ャ", "ー"]),
+        ("Hello 世界 and 2024 — ok", ["Hello", "世", "界", "and", "2024", "ok"]),
+        ("Émile, naïve façade; 한국어 문장", ["Émile", "naïve", "façade", "한국어", "문장"]),
+        ("々 — … 「」 *", []),
+    ],
+    ids=[
+        "latin-tokens",
+        "han-one-each",
+        "kana-one-each",
+        "mixed-scripts",
+        "accents-hangul",
+        "no-words",
+    ],
+)
+def test_words(text: str, words: list[str]) -> None:
+    assert WORD_RE.findall(text) == words
+    assert count_words(text) == len(words)
+
+
+def test_display_joins_lines() -> None:
+    assert display("a wrapped\nline") == "a wrapped line"
+    assert display("宝玉\n笑道。") == "宝玉笑道。"
+    assert display("  plain  ") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("It was the best of times, it was the worst of times, and all of that. " * 5, "en"),
+        ("Il était une fois une princesse qui vivait dans un château avec le roi. " * 5, "fr"),
+        ("宝玉听了，便笑道：这是什么话。" * 5, "zh"),
+        ("吾輩は猫である。名前はまだ無い。" * 5, "ja"),
+        ("옛날 옛적에 한 마을에 착한 농부가 살았습니다. " * 5, "ko"),
+        ("1234 5678 !!!", "und"),
+    ],
+)
+def test_language_detection(text: str, language: str) -> None:
+    assert detect_language(text) == language
+
+
+def test_names_are_not_sentence_initial_words_or_titles() -> None:
+    sentences = [
+        "However, Mr. Darcy said that Elizabeth was right.",
+        "Elizabeth laughed at Darcy and at Mrs. Bennet.",
+        "Nothing was said; Lady Catherine frowned at Elizabeth.",
+        "Perhaps Darcy knew, and Jane told Elizabeth so.",
+        "Then Jane and Darcy and Bennet walked to Meryton on Monday.",
+        "Still, Jane, Bennet and Darcy waited on Monday and Monday.",
+    ]
+    words: Counter[str] = Counter()
+    initial: Counter[str] = Counter()
+    for sentence in sentences:
+        tokens = WORD_RE.findall(sentence)
+        words.update(tokens)
+        initial[tokens[0]] += 1
+    names = dict(latin_names(words, initial, "en", 20))
+    assert names == {"Darcy": 5, "Elizabeth": 4, "Jane": 3, "Bennet": 3}
+
+
+def test_stats_keywords_and_names_end_to_end(tmp_path: Path) -> None:
+    line = "Anna walked with Boris to the harbour, where the harbour lights shone."
+    text = "\n\n".join([line, "“Look at the lights,” said Anna to Boris.", line] * 4) + "\n"
+    report = analyze_text(text, tmp_path).report
+    assert report["counts"] == {
+        "words": 4 * (12 + 12 + 8),
+        "sentences": 12,
+        "paragraphs": 12,
+        "chapters": 0,
+        "parts": 0,
+        "characters": len(text),
+    }
+    assert report["average_sentence_length"] == round(4 * 32 / 12, 2)
+    assert report["reading_time_minutes"] == 1
+    terms = [k["term"] for k in report["keywords"]]
+    assert report["keywords"][:3] == [
+        {"term": "harbour", "count": 16},
+        {"term": "anna", "count": 12},
+        {"term": "boris", "count": 12},
+    ]
+    assert not {"the", "with", "where", "said", "at", "to"} & set(terms)
+    assert [n["name"] for n in report["character_names"]] == ["Anna", "Boris"]
+    quoted = len("“Look at the lights,”") * 4
+    paragraph_chars = sum(len(p) for p in text.split("\n\n") if p.strip()) - 1
+    assert report["dialogue_ratio"] == round(quoted / paragraph_chars, 4)
+
+
+def test_french_stop_words_are_removed_from_keywords(tmp_path: Path) -> None:
+    text = "Emma regardait la campagne et les nuages avec une tristesse infinie. " * 30
+    report = analyze_text(text, tmp_path).report
+    assert report["language"] == "fr"
+    terms = [k["term"] for k in report["keywords"]]
+    assert terms[:6] == sorted(terms[:6])  # all tied, so alphabetical
+    assert not {"la", "et", "les", "avec", "une"} & set(terms)
+    assert "campagne" in terms
+
+
+def test_lexical_diversity_is_a_type_token_ratio(tmp_path: Path) -> None:
+    varied = " ".join(f"word{n}" for n in range(400)) + ".\n"
+    assert analyze_text(varied, tmp_path).report["lexical_diversity"] == 1.0
+    repetitive = "Tick tock tick tock. " * 200
+    assert analyze_text(repetitive, tmp_path).report["lexical_diversity"] == round(2 / 800, 4)
+
+
+def test_reading_time_rounds_up_per_language() -> None:
+    assert reading_time_minutes(0, "en") == 0
+    assert reading_time_minutes(238, "en") == 1
+    assert reading_time_minutes(239, "fr") == 2
+    assert reading_time_minutes(301, "zh") == 2
+    assert reading_time_minutes(400, "ja") == 1
+
+
+def test_only_dialogue(tmp_path: Path) -> None:
+    lines = ["“Where are you going?”", "«Au marché.»", "— Et après ?", "「どこへ行くの？」"]
+    report = analyze_text("\n\n".join(lines * 5) + "\n", tmp_path).report
+    assert report["dialogue_ratio"] == 1.0
+    assert report["counts"]["paragraphs"] == 20
+
+
+def test_mixed_scripts_count_both(tmp_path: Path) -> None:
+    text = "Hello world 你好世界 and more. 我们走吧。\n\n" * 10
+    report = analyze_text(text, tmp_path).report
+    assert report["counts"]["words"] == 10 * (4 + 4 + 4)
+    assert report["counts"]["sentences"] == 20
