@@ -13,7 +13,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import ValidationError
 
 from app import __version__
-from app.api import api_router
+from app.api import api_router, dashboard
 from app.api import health as health_api
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
 
     app.include_router(health_api.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files, name="static")
     app.include_router(api_router)
 
     registry = build_registry()
