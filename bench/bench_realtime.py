@@ -174,6 +174,7 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--per-task", type=int, default=100)
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -210,7 +211,7 @@ async def main() -> None:
                "LOG_FORMAT": "json", "RATE_LIMIT": "100000/minute"}  # fmt: skip
         api = subprocess.Popen(  # noqa: ASYNC220 - the benchmark drives a child process
             [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-             "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
+             "--log-level", "warning", "--no-access-log", "--backlog", "4096", "--ws", args.ws],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

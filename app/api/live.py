@@ -116,10 +116,9 @@ async def _send_loop(websocket: WebSocket, subscriber: Subscriber) -> None:
         else:
             text = json.dumps(item, separators=(",", ":"))
         try:
-            await asyncio.wait_for(
-                websocket.send_text(text),
-                timeout=SEND_TIMEOUT_SECONDS,
-            )
+            # a timeout scope rather than wait_for: no extra task per message
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                await websocket.send_text(text)
         except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             return
 
