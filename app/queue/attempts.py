@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.events.publish import TaskEvent, publish_event
+from app.events.publish import TaskEvent, publish_event, publish_events
 from app.models import (
     FileKind,
     FileStorage,
@@ -32,7 +32,7 @@ from app.models import (
     TaskResult,
     TaskStatus,
 )
-from app.models.base import utcnow
+from app.models.base import new_id, utcnow
 from app.processors.base import ProcessorOutput
 from app.services import storage
 
@@ -67,20 +67,21 @@ def backoff_seconds(settings: Settings, retry_count: int) -> float:
     return float(delay * random.uniform(0.5, 1.0))
 
 
-async def _publish(session: AsyncSession, row: Row[*tuple[Any, ...]]) -> None:
-    await publish_event(
-        session,
-        TaskEvent(
-            task_id=row.id,
-            owner_id=row.owner_id,
-            seq=row.event_seq,
-            status=row.status,
-            progress=row.progress,
-            stage=row.stage,
-            result_url=row.result_url,
-            error_message=row.error_message,
-        ),
+def _event(row: Row[*tuple[Any, ...]]) -> TaskEvent:
+    return TaskEvent(
+        task_id=row.id,
+        owner_id=row.owner_id,
+        seq=row.event_seq,
+        status=row.status,
+        progress=row.progress,
+        stage=row.stage,
+        result_url=row.result_url,
+        error_message=row.error_message,
     )
+
+
+async def _publish(session: AsyncSession, row: Row[*tuple[Any, ...]]) -> None:
+    await publish_event(session, _event(row))
 
 
 def _log(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
@@ -93,6 +94,121 @@ def _log(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.IN
         details=details or None,
         created_at=utcnow(),
     )
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# The statements of the hot path (claim, progress, completion), built once with
+# bound parameters: building an ORM statement costs more than running it.
+_TASKS = _table(Task)
+_QUEUE = _table(TaskQueue)
+_FILES = _table(FileStorage)
+_RESULTS = _table(TaskResult)
+_LOGS = _table(TaskLog)
+_EVENT_COLUMNS_CORE = tuple(_TASKS.c[column.key] for column in _EVENT_COLUMNS)
+_OWNED = (
+    (_TASKS.c.id == bindparam("b_task_id"))
+    & (_TASKS.c.attempt == bindparam("b_attempt"))
+    & (_TASKS.c.status == TaskStatus.PROCESSING)
+)
+_CLAIM_QUEUE = (
+    update(_QUEUE)
+    .where(
+        _QUEUE.c.id.in_(
+            select(_QUEUE.c.id)
+            .where(_QUEUE.c.worker_id.is_(None), _QUEUE.c.available_at <= bindparam("now"))
+            .order_by(_QUEUE.c.priority.desc(), _QUEUE.c.enqueued_at, _QUEUE.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        worker_id=bindparam("b_worker_id"),
+        locked_until=bindparam("b_locked_until"),
+        attempt=_QUEUE.c.attempt + 1,
+    )
+    .returning(_QUEUE.c.task_id)
+)
+_CLAIM_TASKS = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.id.in_(bindparam("ids", expanding=True)),
+        _TASKS.c.status == TaskStatus.PENDING,
+    )
+    .values(
+        status=TaskStatus.PROCESSING,
+        attempt=_TASKS.c.attempt + 1,
+        progress=0,
+        stage="starting",
+        started_at=bindparam("now"),
+        completed_at=None,
+        event_seq=_TASKS.c.event_seq + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(
+        *_EVENT_COLUMNS_CORE,
+        _TASKS.c.attempt,
+        _TASKS.c.processor,
+        _TASKS.c.retry_count,
+        _TASKS.c.max_retries,
+    )
+)
+_UPLOAD_PATHS = select(_FILES.c.task_id, _FILES.c.storage_path).where(
+    _FILES.c.task_id.in_(bindparam("ids", expanding=True)),
+    _FILES.c.kind == FileKind.UPLOAD,
+)
+_PROGRESS = (
+    update(_TASKS)
+    .where(_OWNED, _TASKS.c.progress <= bindparam("b_progress"))
+    .values(
+        progress=bindparam("b_progress"),
+        stage=bindparam("b_stage"),
+        event_seq=_TASKS.c.event_seq + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(*_EVENT_COLUMNS_CORE)
+)
+_STILL_OWNED = select(_TASKS.c.id).where(_OWNED)
+_COMPLETE = (
+    update(_TASKS)
+    .where(_OWNED)
+    .values(
+        status=TaskStatus.COMPLETED,
+        progress=100,
+        stage="done",
+        completed_at=bindparam("now"),
+        error_message=None,
+        result_url=bindparam("b_result_url"),
+        event_seq=_TASKS.c.event_seq + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(*_EVENT_COLUMNS_CORE)
+)
+_KEEP_UPLOAD_UNTIL = (
+    update(_FILES)
+    .where(_FILES.c.task_id == bindparam("b_task_id"), _FILES.c.kind == FileKind.UPLOAD)
+    .values(expires_at=bindparam("expires"))
+)
+_DEQUEUE = delete(_QUEUE).where(_QUEUE.c.task_id == bindparam("b_task_id"))
+_INSERT_LOG = insert(_LOGS)
+_INSERT_FILE = insert(_FILES)
+_INSERT_RESULT = insert(_RESULTS)
+
+
+def _log_row(task_id: str, attempt: int, message: str, **details: Any) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "attempt": attempt,
+        "log_level": LogLevel.INFO,
+        "message": message,
+        "details": details or None,
+        "created_at": utcnow(),
+    }
 
 
 async def _fenced(
@@ -122,24 +238,16 @@ async def claim(
     """
     now = utcnow()
     async with sessions() as session, session.begin():
-        pick = (
-            select(TaskQueue.id)
-            .where(TaskQueue.worker_id.is_(None), TaskQueue.available_at <= now)
-            .order_by(TaskQueue.priority.desc(), TaskQueue.enqueued_at, TaskQueue.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         queued = (
             (
                 await session.execute(
-                    update(TaskQueue)
-                    .where(TaskQueue.id.in_(pick.scalar_subquery()))
-                    .values(
-                        worker_id=worker_id,
-                        locked_until=now + timedelta(seconds=settings.task_lease_seconds),
-                        attempt=TaskQueue.attempt + 1,
-                    )
-                    .returning(TaskQueue.task_id)
+                    _CLAIM_QUEUE,
+                    {
+                        "now": now,
+                        "limit": limit,
+                        "b_worker_id": worker_id,
+                        "b_locked_until": now + timedelta(seconds=settings.task_lease_seconds),
+                    },
                 )
             )
             .scalars()
@@ -147,94 +255,52 @@ async def claim(
         )
         if not queued:
             return []
-        started = (
-            await session.execute(
-                update(Task)
-                .where(Task.id.in_(queued), Task.status == TaskStatus.PENDING)
-                .values(
-                    status=TaskStatus.PROCESSING,
-                    attempt=Task.attempt + 1,
-                    progress=0,
-                    stage="starting",
-                    started_at=now,
-                    completed_at=None,
-                    event_seq=Task.event_seq + 1,
-                    updated_at=now,
-                )
-                .returning(
-                    *_EVENT_COLUMNS,
-                    Task.attempt,
-                    Task.processor,
-                    Task.retry_count,
-                    Task.max_retries,
-                )
-            )
-        ).all()
+        started = (await session.execute(_CLAIM_TASKS, {"ids": queued, "now": now})).all()
         stale = set(queued) - {row.id for row in started}
         if stale:  # the task left "pending" meanwhile: its queue row is obsolete
             await session.execute(delete(TaskQueue).where(TaskQueue.task_id.in_(stale)))
-        uploads = dict(
-            (
-                await session.execute(
-                    select(FileStorage.task_id, FileStorage.storage_path).where(
-                        FileStorage.task_id.in_([row.id for row in started]),
-                        FileStorage.kind == FileKind.UPLOAD,
-                    )
-                )
-            ).all()
+        if not started:
+            return []
+        ids = [row.id for row in started]
+        uploads: dict[str, str] = {
+            row.task_id: row.storage_path
+            for row in await session.execute(_UPLOAD_PATHS, {"ids": ids})
+        }
+        await session.execute(
+            _INSERT_LOG,
+            [
+                _log_row(row.id, row.attempt, f"Started attempt {row.attempt}", worker_id=worker_id)
+                for row in started
+            ],
         )
-        claimed = []
-        for row in started:
-            await session.execute(
-                _log(row.id, row.attempt, f"Started attempt {row.attempt}", worker_id=worker_id)
+        await publish_events(session, [_event(row) for row in started])
+        return [
+            Claimed(
+                task_id=row.id,
+                attempt=row.attempt,
+                processor=row.processor,
+                upload_path=uploads.get(row.id, ""),
+                retry_count=row.retry_count,
+                max_retries=row.max_retries,
             )
-            await _publish(session, row)
-            claimed.append(
-                Claimed(
-                    task_id=row.id,
-                    attempt=row.attempt,
-                    processor=row.processor,
-                    upload_path=uploads.get(row.id, ""),
-                    retry_count=row.retry_count,
-                    max_retries=row.max_retries,
-                )
-            )
-        return claimed
+            for row in started
+        ]
 
 
 async def report_progress(
     sessions: async_sessionmaker[AsyncSession], claimed: Claimed, percent: int, stage: str
 ) -> bool:
     """Write progress (never lower than what is stored). False if the attempt was fenced out."""
+    owned = {"b_task_id": claimed.task_id, "b_attempt": claimed.attempt}
     async with sessions() as session, session.begin():
         result = await session.execute(
-            update(Task)
-            .where(
-                Task.id == claimed.task_id,
-                Task.attempt == claimed.attempt,
-                Task.status == TaskStatus.PROCESSING,
-                Task.progress <= percent,
-            )
-            .values(
-                progress=percent,
-                stage=stage[:64],
-                event_seq=Task.event_seq + 1,
-                updated_at=utcnow(),
-            )
-            .returning(*_EVENT_COLUMNS)
+            _PROGRESS, {**owned, "b_progress": percent, "b_stage": stage[:64], "now": utcnow()}
         )
         row = result.first()
         if row is not None:
             await _publish(session, row)
             return True
-        owner = await session.execute(
-            select(Task.id).where(
-                Task.id == claimed.task_id,
-                Task.attempt == claimed.attempt,
-                Task.status == TaskStatus.PROCESSING,
-            )
-        )
-        return owner.first() is not None
+        return (await session.execute(_STILL_OWNED, owned)).first() is not None
 
 
 def _file_facts(path: Path) -> tuple[int, str]:
@@ -261,61 +327,64 @@ async def complete(
     expires = now + timedelta(days=settings.result_ttl_days)
     result_dir = storage.task_dir(settings.upload_dir, claimed.task_id) / "results"
     first = output.files[0].name if output.files else None
+    task_id = claimed.task_id
     async with sessions() as session, session.begin():
-        row = await _fenced(
-            session,
-            claimed.task_id,
-            claimed.attempt,
-            status=TaskStatus.COMPLETED,
-            progress=100,
-            stage="done",
-            completed_at=now,
-            error_message=None,
-            result_url=f"/api/v1/tasks/{claimed.task_id}/files/{first}" if first else None,
-        )
+        row = (
+            await session.execute(
+                _COMPLETE,
+                {
+                    "b_task_id": task_id,
+                    "b_attempt": claimed.attempt,
+                    "now": now,
+                    "b_result_url": f"/api/v1/tasks/{task_id}/files/{first}" if first else None,
+                },
+            )
+        ).first()
         if row is None:
             return False
         try:
+            files = []
             for produced in output.files:
                 target = result_dir / produced.name
                 await storage.move(attempt_dir / produced.name, target)
                 size, checksum = await anyio.to_thread.run_sync(_file_facts, target)
-                session.add(
-                    FileStorage(
-                        task_id=claimed.task_id,
-                        kind=FileKind.RESULT,
-                        name=produced.name,
-                        storage_path=storage.relative(settings.upload_dir, target),
-                        size=size,
-                        content_type=produced.content_type,
-                        checksum=checksum,
-                        created_at=now,
-                        expires_at=expires,
-                    )
+                files.append(
+                    {
+                        "id": new_id(),
+                        "task_id": task_id,
+                        "kind": FileKind.RESULT,
+                        "name": produced.name,
+                        "storage_type": "local",
+                        "storage_path": storage.relative(settings.upload_dir, target),
+                        "size": size,
+                        "content_type": produced.content_type,
+                        "checksum": checksum,
+                        "created_at": now,
+                        "expires_at": expires,
+                    }
                 )
-            session.add(
-                TaskResult(
-                    task_id=claimed.task_id,
-                    attempt=claimed.attempt,
-                    result_file_path=(
+            if files:
+                await session.execute(_INSERT_FILE, files)
+            await session.execute(
+                _INSERT_RESULT,
+                {
+                    "id": new_id(),
+                    "task_id": task_id,
+                    "attempt": claimed.attempt,
+                    "result_file_path": (
                         storage.relative(settings.upload_dir, result_dir / first) if first else None
                     ),
-                    summary=output.summary,
-                    quality_score=output.quality_score,
-                    confidence_score=output.confidence_score,
-                    metrics=output.metrics,
-                    created_at=now,
-                )
+                    "summary": output.summary,
+                    "quality_score": output.quality_score,
+                    "confidence_score": output.confidence_score,
+                    "metrics": output.metrics,
+                    "created_at": now,
+                },
             )
-            await session.execute(
-                update(FileStorage)
-                .where(FileStorage.task_id == claimed.task_id, FileStorage.kind == FileKind.UPLOAD)
-                .values(expires_at=expires)
-            )
-            await session.execute(delete(TaskQueue).where(TaskQueue.task_id == claimed.task_id))
-            await session.execute(_log(claimed.task_id, claimed.attempt, "Completed"))
+            await session.execute(_KEEP_UPLOAD_UNTIL, {"b_task_id": task_id, "expires": expires})
+            await session.execute(_DEQUEUE, {"b_task_id": task_id})
+            await session.execute(_INSERT_LOG, _log_row(task_id, claimed.attempt, "Completed"))
             await _publish(session, row)
-            await session.flush()
         except BaseException:
             await storage.remove(result_dir)
             raise
