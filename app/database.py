@@ -2,16 +2,25 @@
 
 The engine is built by the lifespan (``create_engine_for``), never at import,
 so tests hand in their own settings. SQLite gets WAL, a busy timeout and
-foreign keys on every connection; PostgreSQL gets a pool sized by settings and
-pre-ping.
+foreign keys on every connection; PostgreSQL gets a pool sized by settings.
+
+On PostgreSQL the API's engine pre-pings every connection it checks out, so a
+request never meets a connection that a database restart broke. The worker
+pool's engine (``for_workers=True``) does not: its few statements per task
+would pay three more round trips each (asyncpg pings inside a transaction).
+It replaces a connection that sat idle for ``WORKER_IDLE_RECONNECT_SECONDS``
+instead, and otherwise relies on the pool being invalidated by the first
+error after a disconnect; the queue survives that error (a failed claim is
+retried, an attempt whose completion failed is retried after its lease).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +32,8 @@ from starlette.requests import HTTPConnection
 from app.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WORKER_IDLE_RECONNECT_SECONDS = 10.0
+_RETURNED_AT = "ntm_returned_at"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -34,8 +45,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine_for(settings: Settings) -> AsyncEngine:
-    """Build the engine for ``settings.database_url``."""
+def _stamp_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _refuse_idle(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    returned = record.info.get(_RETURNED_AT)
+    if returned is not None and time.monotonic() - returned > WORKER_IDLE_RECONNECT_SECONDS:
+        # the pool discards this connection and checks out a fresh one
+        raise exc.DisconnectionError("idle connection replaced")
+
+
+def create_engine_for(settings: Settings, *, for_workers: bool = False) -> AsyncEngine:
+    """Build the engine for ``settings.database_url`` (see the module doc for ``for_workers``)."""
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.database_url,
@@ -43,13 +65,17 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=not for_workers,
         pool_recycle=1800,
     )
+    if for_workers:
+        event.listen(engine.sync_engine.pool, "checkin", _stamp_checkin)
+        event.listen(engine.sync_engine.pool, "checkout", _refuse_idle)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -69,7 +69,12 @@ def _lifespan(settings: Settings) -> Any:
                 stack.push_async_callback(listener.stop)
                 state["listener"] = app.state.listener = listener
             if settings.worker_concurrency > 0:
-                pool = WorkerPool(settings, session_factory)
+                pool_sessions = session_factory
+                if not settings.is_sqlite:  # its own connections, without pre-ping
+                    pool_engine = create_engine_for(settings, for_workers=True)
+                    stack.push_async_callback(pool_engine.dispose)
+                    pool_sessions = create_session_factory(pool_engine)
+                pool = WorkerPool(settings, pool_sessions)
                 await pool.start()
                 stack.push_async_callback(pool.stop)
                 state["worker_pool"] = app.state.worker_pool = pool

@@ -28,7 +28,7 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with AsyncExitStack() as stack:
-        engine = create_engine_for(settings)
+        engine = create_engine_for(settings, for_workers=True)
         stack.push_async_callback(engine.dispose)
         sessions = create_session_factory(engine)
         if not settings.is_sqlite:
