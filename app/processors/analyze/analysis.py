@@ -62,6 +62,7 @@ from app.processors.analyze.text import (
     KATAKANA_RUN_RE,
     WORD_RE,
     display,
+    word_finder,
 )
 
 TTR_WINDOW = 1000
@@ -157,10 +158,8 @@ class _Unit:
     stride: int = 1
     seen: int = 0
 
-    def offer(self, candidate: _Candidate) -> None:
-        self.seen += 1
-        if (self.seen - 1) % self.stride:
-            return
+    def keep(self, candidate: _Candidate) -> None:
+        """Keep an offered candidate (every ``stride``-th one: the caller counts ``seen``)."""
         self.candidates.append(candidate)
         if len(self.candidates) > MAX_CANDIDATES:
             self.candidates = self.candidates[::2]
@@ -168,7 +167,8 @@ class _Unit:
 
 
 class _Pass:
-    def __init__(self, language: str, by_line: bool, aozora: bool) -> None:
+    def __init__(self, language: str, by_line: bool, aozora: bool, text: str) -> None:
+        self.find_words = word_finder(text)
         self.language = language
         self.cjk = language in CJK_LANGUAGES
         self.by_line = by_line
@@ -212,34 +212,49 @@ class _Pass:
         self.previous_end = text[-1]
         words = 0
         low, high = (6, 120) if self.cjk else (3, 60)
+        latin = not self.cjk
+        # the hot loop of the analysis: attributes and methods read into locals once
+        single, count_units, span = len(units) == 1, len(units), max(1, total)
+        unit = units[0]
         consumed = start
+        position = self.position
+        initial = self.initial
+        find_words, has_quote = self.find_words, _HAS_QUOTE.search
+        paragraph_tokens: list[str] = []  # counted once per paragraph: fewer calls
         for sentence in split_sentences(text):
-            unit = units[min(len(units) - 1, consumed * len(units) // max(1, total))]
-            consumed += len(sentence) + 1
-            tokens = WORD_RE.findall(sentence)
+            if not single:
+                unit = units[min(count_units - 1, consumed * count_units // span)]
+                consumed += len(sentence) + 1
+            tokens = find_words(sentence)
             count = len(tokens)
             if not count:
                 continue
             words += count
-            self.position += 1
-            if not self.cjk:
-                counter.update(tokens)
-                self.initial[tokens[0]] += 1
-            self.window.update(tokens)
-            self.window_words += count
-            if self.window_words >= TTR_WINDOW:
-                self._close_window()
+            position += 1
+            paragraph_tokens += tokens
+            if latin:
+                initial[tokens[0]] += 1
             if low <= count <= high:
-                quoted = _HAS_QUOTE.search(sentence) is not None
-                kept = [] if self.cjk else tokens  # CJK scoring reads the text itself
-                unit.offer(_Candidate(self.position, sentence, count, kept, quoted))
+                unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
+                if not (unit.seen - 1) % unit.stride:
+                    quoted = has_quote(sentence) is not None
+                    kept = tokens if latin else []  # CJK scoring reads the text itself
+                    unit.keep(_Candidate(position, sentence, count, kept, quoted))
+        self.position = position
+        # the type-token window grows a paragraph at a time (one set update per paragraph)
+        self.window.update(paragraph_tokens)
+        self.window_words += words
+        if self.window_words >= TTR_WINDOW:
+            self._close_window()
+        if latin:  # CJK counts bigrams of the whole text instead
+            counter.update(paragraph_tokens)
         result.sentence_words += words
         if words > LONG_PARAGRAPH_WORDS:
             result.long_paragraphs += 1
         return words
 
     def _close_window(self) -> None:
-        types = {t.lower() for t in self.window} if not self.cjk else self.window
+        types = set(map(str.lower, self.window)) if not self.cjk else self.window
         self.result.ttr_values.append(len(types) / self.window_words)
         self.window = set()
         self.window_words = 0
@@ -248,22 +263,17 @@ class _Pass:
     def score_latin(self, unit: _Unit, counter: Counter[str]) -> None:
         """Score with the chapter's own word counts (see the module docstring)."""
         content = self.content_words
-        weights = {}
-        for word, count in counter.items():
-            keep = content.get(word)
-            if keep is None:
-                lower = word.lower()
-                keep = content[word] = (
-                    len(lower) >= 3 and lower not in self.stop and not lower.isdigit()
-                )
-            if keep:
-                weights[word] = math.log1p(count)
+        for word in [word for word in counter if word not in content]:
+            lower = word.lower()
+            content[word] = len(lower) >= 3 and lower not in self.stop and not lower.isdigit()
+        log1p = math.log1p
+        weights = {word: log1p(count) for word, count in counter.items() if content[word]}
+        get, adjust = weights.get, self._adjust
         for cand in unit.candidates:
-            if not cand.tokens:
-                continue  # scored with an earlier stretch
-            total = sum(map(weights.get, cand.tokens, repeat(0.0)))
-            cand.score = self._adjust(total / cand.size, cand.size, cand)
-            cand.tokens = []
+            if cand.tokens:  # else scored with an earlier stretch
+                total = sum(map(get, cand.tokens, repeat(0.0)))
+                cand.score = adjust(total / cand.size, cand.size, cand)
+                cand.tokens = []
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -379,7 +389,7 @@ def analyse(
     ``progress(fraction)`` follows the walk through the body; ``summarising()`` is
     called when the walk is over and names, keywords and summaries are chosen.
     """
-    walk = _Pass(language, by_line, body.boilerplate == "aozora")
+    walk = _Pass(language, by_line, body.boilerplate == "aozora", body.text)
     result, units = walk.run(body, parts_of_body, progress)
     summarising()
     if walk.cjk:

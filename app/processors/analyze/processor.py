@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.processors.analyze.analysis import analyse
@@ -47,6 +50,24 @@ class _Progress:
         self(start + int((end - start) * fraction), "analysing")
 
 
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restored after).
+
+    The analysis allocates hundreds of thousands of small containers that stay
+    alive until the report is written and hold no reference cycles; the
+    collector would walk them again and again (about 5% of the run) and free
+    nothing. Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class AnalyzeProcessor:
     """Analyses a manuscript; see docs/report-schema.md for what it writes."""
 
@@ -54,6 +75,12 @@ class AnalyzeProcessor:
     cpu_bound = True
 
     def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        with _without_cycle_collection():
+            return self._run(input_path, output_dir, progress)
+
+    def _run(
         self, input_path: Path, output_dir: Path, progress: ProgressCallback
     ) -> ProcessorOutput:
         report_progress = _Progress(progress)

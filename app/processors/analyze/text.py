@@ -10,6 +10,7 @@ is used rather than ``regex``: explicit ranges are about twice as fast.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
 KANA = "\u3040-\u309f\u30a0-\u30ff"
@@ -21,6 +22,18 @@ WORD_RE = re.compile(
     rf"[{CJK}]|[^\W_{_NOT_LATIN}]+(?:['’\-][^\W_{_NOT_LATIN}]+)*",
 )
 """One word per match (see the module docstring)."""
+
+LATIN_WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+"""``WORD_RE`` for a text without any CJK character: the same words, found faster."""
+_CJK_OR_MARK_RE = re.compile(rf"[{_NOT_LATIN}]")
+
+
+def word_finder(text: str) -> Callable[[str], list[str]]:
+    """The fastest ``findall`` that finds ``WORD_RE``'s words in pieces of ``text``."""
+    if _CJK_OR_MARK_RE.search(text):
+        return WORD_RE.findall
+    return LATIN_WORD_RE.findall
+
 
 HAN_RUN_RE = re.compile(rf"[{HAN}]+")
 HAN_CHAR_RE = re.compile(rf"[{HAN}]")
