@@ -16,7 +16,8 @@ Definitions
                         the paragraph), or in paragraphs opened by a dialogue
                         dash (``—``, ``–``, ``--``), over all paragraph characters.
     lexical_diversity   mean segmental type/token ratio: the mean, over
-                        consecutive windows of about :data:`TTR_WINDOW` words,
+                        consecutive windows of about :data:`TTR_WINDOW` words
+                        (each closed at the first paragraph end past it),
                         of distinct case-folded words / words (plain TTR for a
                         shorter text); independent of the text's length.
     reading_time        words / :data:`READING_SPEED` for the language.
