@@ -78,6 +78,8 @@ LONG_PARAGRAPH_WORDS = 5000
 DUPLICATE_MIN_CHARS = 40
 QUOTED_FACTOR = 0.7
 MAX_CANDIDATES = 4000
+COUNT_BATCH = 65536
+"""Words collected before they are added to the chapter's counts."""
 WIDEN_SHARE = 0.75
 """Summary candidates kept per unit; past it, every other one is dropped (deterministic)."""
 
@@ -191,16 +193,20 @@ class _Pass:
 
     # -- one paragraph at a time -------------------------------------------------------
     def paragraph(
-        self, text: str, units: list[_Unit], counter: Counter[str], start: int = 0, total: int = 1
+        self, text: str, units: list[_Unit], words_out: list[str], start: int = 0, total: int = 1
     ) -> int:
         """Count one paragraph; its sentences are offered to ``units``, which share the
-        ``total`` characters of a stretch evenly (``start``: where this paragraph begins)."""
+        ``total`` characters of a stretch evenly (``start``: where this paragraph begins).
+
+        Its words (Latin scripts) are appended to ``words_out``, counted by the caller
+        in batches: a ``Counter.update`` per paragraph costs more than the counting."""
         result = self.result
         result.paragraphs += 1
         result.paragraph_chars += len(text)
+        has_quotes = _HAS_QUOTE.search(text) is not None
         if text.startswith(_DIALOGUE_DASH):
             result.dialogue_chars += len(text)
-        elif _HAS_QUOTE.search(text):
+        elif has_quotes:
             result.dialogue_chars += sum(len(q) for q in _QUOTED.findall(text))
         if len(text) >= DUPLICATE_MIN_CHARS:
             key = hash(text)
@@ -238,7 +244,7 @@ class _Pass:
             if low <= count <= high:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
-                    quoted = has_quote(sentence) is not None
+                    quoted = has_quotes and has_quote(sentence) is not None
                     kept = tokens if latin else []  # CJK scoring reads the text itself
                     unit.keep(_Candidate(position, sentence, count, kept, quoted))
         self.position = position
@@ -248,7 +254,7 @@ class _Pass:
         if self.window_words >= TTR_WINDOW:
             self._close_window()
         if latin:  # CJK counts bigrams of the whole text instead
-            counter.update(paragraph_tokens)
+            words_out += paragraph_tokens
         result.sentence_words += words
         if words > LONG_PARAGRAPH_WORDS:
             result.long_paragraphs += 1
@@ -319,20 +325,28 @@ class _Pass:
             paras = paragraphs(content, by_line=self.by_line)
             sentences_before = self.position
             counter: Counter[str] = Counter()
+            pending: list[str] = []
             words = head_words
             is_chapter = heading is not None and heading.kind == "chapter"
             if has_chapters:
                 slices = [_Unit()]
                 for para in paras:
-                    words += self.paragraph(para, slices, counter)
+                    words += self.paragraph(para, slices, pending)
+                    if len(pending) >= COUNT_BATCH:
+                        counter.update(pending)
+                        pending.clear()
             else:
                 # no chapters: OVERALL equal slices by characters (a single giant line too)
                 slices = [_Unit() for _ in range(OVERALL)]
                 total = sum(len(para) + 1 for para in paras)
                 consumed = 0
                 for para in paras:
-                    words += self.paragraph(para, slices, counter, consumed, total)
+                    words += self.paragraph(para, slices, pending, consumed, total)
                     consumed += len(para) + 1
+                    if len(pending) >= COUNT_BATCH:
+                        counter.update(pending)
+                        pending.clear()
+            counter.update(pending)
             if not self.cjk:
                 self.words.update(counter)
                 for unit in slices:
