@@ -1,7 +1,8 @@
 """Running processors off the event loop, with progress flowing back to it.
 
 CPU-bound processors run in a process pool (forkserver, so no process is
-forked from the running event loop); the others in a thread. Progress calls
+forked from the running event loop) at a lower CPU priority; the others in a
+thread. Progress calls
 made inside the processor travel back through a queue read by one thread and
 are handed to the attempt's callback on the event loop. Stopping an attempt
 (cancel, timeout, lost lease) is cooperative: the processor's next
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -29,9 +31,16 @@ OnProgress = Callable[[int, str], None]
 _progress_queue: Any = None  # set in each pool process by _init_child
 
 
+CHILD_NICENESS = 10
+"""Added to the pool processes' nice value: when the cores are busy, the event
+loop (API requests, heartbeats, progress) runs before CPU-bound analysis."""
+
+
 def _init_child(progress_queue: Any, extra_processors: dict[str, str]) -> None:
     global _progress_queue
     _progress_queue = progress_queue
+    with contextlib.suppress(OSError):  # not permitted everywhere; the work still runs
+        os.nice(CHILD_NICENESS)
     registry.configure(extra_processors)
 
 

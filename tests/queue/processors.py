@@ -27,7 +27,9 @@ class Writer:
         data = input_path.read_bytes()
         for percent in (10, 40, 70):
             progress(percent, "working")
-        (output_dir / "out.txt").write_text(f"{len(data)} bytes by pid {os.getpid()}\n")
+        (output_dir / "out.txt").write_text(
+            f"{len(data)} bytes by pid {os.getpid()} at nice {os.nice(0)}\n"
+        )
         return ProcessorOutput(
             files=[OutputFile("out.txt", "text/plain")],
             summary=f"{len(data)} bytes",

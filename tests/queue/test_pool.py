@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.events.publish import TaskEvent, add_sink, remove_sink
 from app.models import FileStorage, TaskQueue, TaskResult, Worker
-from app.queue import attempts
+from app.queue import attempts, runner
 from app.queue.pool import WorkerPool
 from app.services import tasks as task_service
 from tests.queue.conftest import MakeTask, log_messages, reload
@@ -83,6 +83,8 @@ async def test_cpu_bound_processors_run_in_another_process(
     assert (await reload(sessions, task.id)).status == "completed"
     text = (settings.upload_dir / "tasks" / task.id / "results" / "out.txt").read_text()
     assert f"pid {os.getpid()}" not in text
+    # at a lower priority than the event loop's process
+    assert text.endswith(f"at nice {min(19, os.nice(0) + runner.CHILD_NICENESS)}\n")
 
 
 async def test_claims_follow_priority_then_age(
