@@ -19,7 +19,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,27 @@ EVENTS_CHANNEL = "ntm_task_events"
 PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 MAX_ERROR_LENGTH = 1000  # keeps a NOTIFY payload far below PostgreSQL's 8000 bytes
 _PENDING_KEY = "ntm_pending_task_events"
+
+
+class TaskState(Protocol):
+    """What an event is made of: a ``Task``, or a row with the same columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def event_seq(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def result_url(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +68,8 @@ class TaskEvent:
     error_message: str | None
 
     @classmethod
-    def from_task(cls, task: Task) -> TaskEvent:
+    def from_task(cls, task: TaskState) -> TaskEvent:
+        """The event for a task's current state (a loaded ``Task`` or a row of its columns)."""
         error = task.error_message
         if error is not None and len(error) > MAX_ERROR_LENGTH:
             error = error[: MAX_ERROR_LENGTH - 1] + "…"

@@ -68,16 +68,7 @@ def backoff_seconds(settings: Settings, retry_count: int) -> float:
 
 
 def _event(row: Row[*tuple[Any, ...]]) -> TaskEvent:
-    return TaskEvent(
-        task_id=row.id,
-        owner_id=row.owner_id,
-        seq=row.event_seq,
-        status=row.status,
-        progress=row.progress,
-        stage=row.stage,
-        result_url=row.result_url,
-        error_message=row.error_message,
-    )
+    return TaskEvent.from_task(row)
 
 
 async def _publish(session: AsyncSession, row: Row[*tuple[Any, ...]]) -> None:

@@ -264,7 +264,7 @@ class WorkerPool:
         status = await attempts.fail(
             self.sessions, self.settings, claimed, message, retryable=retryable
         )
-        log.warning("attempt_failed", error=message, retryable=retryable, status=status)
+        log.warning("attempt_failed", error=message[:500], retryable=retryable, status=status)
         return "retried" if status == TaskStatus.PENDING else "failed"
 
     async def _write_progress(self, attempt: _Attempt) -> None:

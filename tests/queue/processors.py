@@ -91,11 +91,24 @@ class Broken:
         raise PermanentError("The file cannot be decoded.")
 
 
+class Rambling:
+    """Fails permanently with a message of 20,000 characters."""
+
+    name = "rambling"
+    cpu_bound = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        raise PermanentError("This manuscript cannot be read: " + "no, really; " * 1700)
+
+
 writer = Writer()
 cpu_writer = CpuWriter()
 slow = Slow()
 flaky = Flaky()
 broken = Broken()
+rambling = Rambling()
 
 PROCESSORS = {
     "writer": "tests.queue.processors:writer",
@@ -103,5 +116,6 @@ PROCESSORS = {
     "slow": "tests.queue.processors:slow",
     "flaky": "tests.queue.processors:flaky",
     "broken": "tests.queue.processors:broken",
+    "rambling": "tests.queue.processors:rambling",
 }
 PROCESSORS_SETTING = ",".join(f"{k}={v}" for k, v in PROCESSORS.items())

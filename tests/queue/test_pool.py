@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.events.publish import TaskEvent, add_sink, remove_sink
+from app.events.publish import MAX_ERROR_LENGTH, TaskEvent, add_sink, remove_sink
 from app.models import FileStorage, TaskQueue, TaskResult, Worker
 from app.queue import attempts, runner
 from app.queue.pool import WorkerPool
@@ -170,6 +170,29 @@ async def test_permanent_failures_fail_at_once(
     failed = await reload(sessions, task.id)
     assert (failed.status, failed.retry_count, failed.attempt) == ("failed", 0, 1)
     assert failed.error_message == "The file cannot be decoded."
+
+
+async def test_a_long_failure_message_is_kept_whole_and_sent_shortened(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # on PostgreSQL a NOTIFY payload over 8000 bytes would abort the failing transaction
+    task = await make_task("rambling")
+    events: list[TaskEvent] = []
+    add_sink(events.append)
+    try:
+        async with asyncio.timeout(60):
+            await pool.run_until_idle()
+    finally:
+        remove_sink(events.append)
+    failed = await reload(sessions, task.id)
+    assert failed.status == "failed"
+    assert failed.error_message is not None
+    assert len(failed.error_message) > 20_000
+    last = [e for e in events if e.task_id == task.id][-1]
+    assert last.status == "failed"
+    assert last.error_message is not None
+    assert len(last.error_message) == MAX_ERROR_LENGTH
+    assert failed.error_message.startswith(last.error_message[:-1])
 
 
 async def test_timeouts_are_retried_then_fail(
