@@ -30,31 +30,21 @@ import json
 import os
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+from common import ROOT, bench_settings, create_owner, free_port, migrate, start_api, wait_healthy
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from alembic.config import Config  # noqa: E402
-
-from alembic import command  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.database import create_engine_for, create_session_factory  # noqa: E402
-from app.models import User  # noqa: E402
-from app.processors.analyze import processor  # noqa: E402
-from app.processors.analyze.decoding import decode  # noqa: E402
-from app.processors.analyze.structure import find_body  # noqa: E402
-from app.services import auth as auth_service  # noqa: E402
+from app.processors.analyze import processor
+from app.processors.analyze.decoding import decode
+from app.processors.analyze.structure import find_body
+from app.services import auth as auth_service
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 ENGLISH = [
@@ -137,13 +127,6 @@ def memory(path: Path, work: Path) -> dict[str, float]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -183,42 +166,20 @@ async def _status(client: httpx.AsyncClient, headers: dict[str, str], task_id: s
 async def api_latency(path: Path, work: Path, requests: int) -> dict[str, Any]:
     database_url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
     upload_dir = work / "uploads"
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.attributes.update(database_url=database_url, configure_logger=False)
-    await asyncio.to_thread(command.upgrade, cfg, "head")
-    secret = uuid.uuid4().hex
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        upload_dir=upload_dir,
-        secret_key=secret,
-    )
-    engine = create_engine_for(settings)
-    async with create_session_factory(engine)() as session, session.begin():
-        owner = User(email="bench@example.com", password_hash="unusable", role="user")  # noqa: S106
-        session.add(owner)
-    await engine.dispose()
+    await migrate(database_url)
+    settings = bench_settings(database_url, upload_dir)
+    secret = settings.secret_key
+    owner = await create_owner(settings)
     token, _ = auth_service.create_access_token(settings, owner)
     headers = {"Authorization": f"Bearer {token}"}
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "UPLOAD_DIR": str(upload_dir),
-           "SECRET_KEY": secret, "WORKER_CONCURRENCY": "1", "WORKER_POLL_SECONDS": "0.5",
-           "MAX_FILE_SIZE": str(64 * 1024 * 1024), "LOG_LEVEL": "WARNING",
-           "LOG_FORMAT": "json", "RATE_LIMIT": "1000000/minute"}  # fmt: skip
-    api = subprocess.Popen(  # noqa: ASYNC220 - the benchmark drives a child process
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    env = {"DATABASE_URL": database_url, "UPLOAD_DIR": str(upload_dir), "SECRET_KEY": secret,
+           "WORKER_CONCURRENCY": "1", "WORKER_POLL_SECONDS": "0.5",
+           "MAX_FILE_SIZE": str(64 * 1024 * 1024), "RATE_LIMIT": "1000000/minute"}  # fmt: skip
+    api = start_api(port, env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
+            await wait_healthy(client)
             small = work / "small.txt"
             small.write_text("Chapter 1\n\nA short manuscript.\n", encoding="utf-8")
             probe = await _upload(client, headers, small, "noop")

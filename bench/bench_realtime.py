@@ -19,61 +19,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 import websockets
-from sqlalchemy.engine import make_url
+from common import (
+    bench_settings,
+    create_owner,
+    free_port,
+    scratch_postgres,
+    start_api,
+    task_row,
+    wait_healthy,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from alembic.config import Config  # noqa: E402
-
-from alembic import command  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.database import create_engine_for, create_session_factory  # noqa: E402
-from app.events.publish import publish_task_event  # noqa: E402
-from app.models import Task, TaskStatus, User  # noqa: E402
-from app.models.base import new_id, utcnow  # noqa: E402
-from app.services import auth as auth_service  # noqa: E402
-
-
-async def admin(url: str, statement: str) -> None:
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
-    )
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def task_row(owner: str) -> dict[str, object]:
-    return {
-        "id": new_id(), "owner_id": owner, "file_name": "bench.txt", "file_size": 1,
-        "file_type": "text/plain", "checksum": "sha256:0", "status": TaskStatus.PENDING,
-        "progress": 0, "stage": "queued", "priority": 5, "processor": "noop", "retry_count": 0,
-        "max_retries": 3, "attempt": 0, "event_seq": 0, "uploaded_at": utcnow(),
-        "updated_at": utcnow(),
-    }  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from app.database import create_engine_for, create_session_factory
+from app.events.publish import publish_task_event
+from app.models import Task, TaskStatus
+from app.services import auth as auth_service
 
 
 class Clients:
@@ -178,60 +144,33 @@ async def main() -> None:
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    name = f"ntm_bench_{uuid.uuid4().hex[:8]}"
-    await admin(args.admin_url, f'CREATE DATABASE "{name}"')
-    url = make_url(args.admin_url).set(drivername="postgresql+asyncpg", database=name)
-    database_url = url.render_as_string(hide_password=False)
     upload_dir = Path(tempfile.mkdtemp(prefix="ntm-bench-"))
-    api = None
-    try:
-        cfg = Config(str(ROOT / "alembic.ini"))
-        cfg.attributes.update(database_url=database_url, configure_logger=False)
-        await asyncio.to_thread(command.upgrade, cfg, "head")
-        secret = uuid.uuid4().hex
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=database_url,
-            upload_dir=upload_dir,
-            secret_key=secret,
-        )
+    async with scratch_postgres(args.admin_url) as database_url:
+        settings = bench_settings(database_url, upload_dir)
+        secret = settings.secret_key
+        owner = await create_owner(settings)
         engine = create_engine_for(settings)
         sessions = create_session_factory(engine)
-        count = 1 + args.tasks
         async with sessions() as session, session.begin():
-            owner = User(email="bench@example.com", password_hash="unusable", role="user")  # noqa: S106
-            session.add(owner)
-            await session.flush()
-            tasks = [Task(**task_row(owner.id)) for _ in range(count)]
+            tasks = [Task(**task_row(owner.id)) for _ in range(1 + args.tasks)]
             session.add_all(tasks)
         token, _ = auth_service.create_access_token(settings, owner)
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": database_url, "UPLOAD_DIR": str(upload_dir),
-               "SECRET_KEY": secret, "WORKER_CONCURRENCY": "0", "LOG_LEVEL": "WARNING",
-               "LOG_FORMAT": "json", "RATE_LIMIT": "100000/minute"}  # fmt: skip
-        api = subprocess.Popen(  # noqa: ASYNC220 - the benchmark drives a child process
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-             "--log-level", "warning", "--no-access-log", "--backlog", "4096", "--ws", args.ws],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-        base_ws = f"ws://127.0.0.1:{port}/api/v1/ws/tasks/bench?token={token}"
-        await scenario("A", sessions, base_ws, [tasks[0].id], args.one, args.changes)
-        await scenario(
-            "B", sessions, base_ws, [t.id for t in tasks[1:]], args.per_task, args.changes
-        )
-        await engine.dispose()
-    finally:
-        if api is not None:
+        env = {"DATABASE_URL": database_url, "UPLOAD_DIR": str(upload_dir), "SECRET_KEY": secret,
+               "WORKER_CONCURRENCY": "0", "RATE_LIMIT": "100000/minute"}  # fmt: skip
+        api = start_api(port, env, "--backlog", "4096", "--ws", args.ws)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await wait_healthy(client)
+            base_ws = f"ws://127.0.0.1:{port}/api/v1/ws/tasks/bench?token={token}"
+            await scenario("A", sessions, base_ws, [tasks[0].id], args.one, args.changes)
+            await scenario(
+                "B", sessions, base_ws, [t.id for t in tasks[1:]], args.per_task, args.changes
+            )
+        finally:
             api.terminate()
             api.wait(timeout=30)
-        await admin(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await engine.dispose()
 
 
 if __name__ == "__main__":

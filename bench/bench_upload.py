@@ -22,7 +22,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -37,26 +37,9 @@ from alembic import command  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services import auth as auth_service  # noqa: E402
-from tests.factories import app_sessions, make_user  # noqa: E402
+from tests.factories import app_sessions, make_user, multipart_body  # noqa: E402
 
 MIB = 1024 * 1024
-LINE = b"It was the best of times, it was the worst of times, it was the age of wisdom.\n"
-CHUNK = LINE * 820  # ~64 KiB
-
-
-async def body(total: int, boundary: str) -> AsyncIterator[bytes]:
-    yield (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="b.txt"\r\n'
-        "Content-Type: text/plain\r\n\r\n"
-    ).encode()
-    sent = 0
-    while sent < total:
-        piece = CHUNK[: total - sent]
-        sent += len(piece)
-        yield piece
-    field = 'Content-Disposition: form-data; name="processor"'
-    yield f"\r\n--{boundary}\r\n{field}\r\n\r\nnoop".encode()
-    yield f"\r\n--{boundary}--\r\n".encode()
 
 
 async def measure(send: Callable[[], Awaitable[httpx.Response]]) -> tuple[int, float, int]:
@@ -106,7 +89,9 @@ async def main() -> None:
             boundary = uuid.uuid4().hex
             headers = {**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
             return lambda: client.post(
-                "/api/v1/tasks/upload", content=body(size, boundary), headers=headers
+                "/api/v1/tasks/upload",
+                content=multipart_body(size, boundary, "b.txt"),
+                headers=headers,
             )
 
         await sender(MIB)()  # warm-up

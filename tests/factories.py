@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,3 +42,26 @@ def app_sessions(app: Any) -> async_sessionmaker[AsyncSession]:
     """The session factory of a running app (tests that need direct database access)."""
     factory: async_sessionmaker[AsyncSession] = app.state.session_factory
     return factory
+
+
+TEXT_CHUNK = b"It was a bright cold day in April, and the clocks were striking thirteen.\n" * 800
+"""About 58 KiB of plain text."""
+
+
+async def multipart_body(
+    total: int, boundary: str, filename: str = "big.txt"
+) -> AsyncIterator[bytes]:
+    """A multipart body with one ``file`` part of ``total`` bytes (made chunk by chunk,
+    never held whole) and ``processor=noop``; send it chunked to hide its size."""
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+    sent = 0
+    while sent < total:
+        piece = TEXT_CHUNK[: total - sent]
+        sent += len(piece)
+        yield piece
+    field = 'Content-Disposition: form-data; name="processor"'
+    yield f"\r\n--{boundary}\r\n{field}\r\n\r\nnoop".encode()
+    yield f"\r\n--{boundary}--\r\n".encode()

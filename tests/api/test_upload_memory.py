@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.factories import TEXT_CHUNK, multipart_body
+
 MIB = 1024 * 1024
-CHUNK = b"It was a bright cold day in April, and the clocks were striking thirteen.\n" * 800
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"max_file_size": 4 * MIB}
-
-
-async def multipart(total: int, boundary: str) -> AsyncIterator[bytes]:
-    """A multipart body with one ``file`` part of ``total`` bytes, made chunk by chunk."""
-    yield (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
-        "Content-Type: text/plain\r\n\r\n"
-    ).encode()
-    sent = 0
-    while sent < total:
-        piece = CHUNK[: total - sent]
-        sent += len(piece)
-        yield piece
-    field = 'Content-Disposition: form-data; name="processor"'
-    yield f"\r\n--{boundary}\r\n{field}\r\n\r\nnoop".encode()
-    yield f"\r\n--{boundary}--\r\n".encode()
 
 
 async def peak_while(send: Any) -> tuple[httpx.Response, int]:
@@ -57,13 +41,13 @@ async def test_upload_memory_stays_flat(
     async def send() -> httpx.Response:
         return await client.post(
             "/api/v1/tasks/upload",
-            content=multipart(size, boundary),
+            content=multipart_body(size, boundary),
             headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
 
     await client.post(  # warm up: first-use imports and caches are not the upload's memory
         "/api/v1/tasks/upload",
-        files={"file": ("warm.txt", CHUNK, "text/plain")},
+        files={"file": ("warm.txt", TEXT_CHUNK, "text/plain")},
         data={"processor": "noop"},
         headers=headers,
     )
