@@ -69,5 +69,15 @@ async def remove(*paths: Path) -> None:
         await anyio.to_thread.run_sync(_remove, path)
 
 
+def _empty_dir(path: Path) -> None:
+    _remove(path)
+    path.mkdir(parents=True)
+
+
+async def empty_dir(path: Path) -> None:
+    """``path`` as a new, empty directory (whatever was there is removed)."""
+    await anyio.to_thread.run_sync(_empty_dir, path)
+
+
 async def remove_task_files(upload_dir: Path, task_id: str) -> None:
     await remove(task_dir(upload_dir, task_id))
