@@ -34,6 +34,8 @@ from app.queue.runner import ProcessorRunner
 from app.services import storage
 
 log = get_logger(__name__)
+CLAIM_COALESCE_SECONDS = 0.002
+"""How long a busy pool waits before claiming, to fill several free slots at once."""
 PROGRESS_INTERVAL = 0.25  # at most four progress writes per second per task
 
 
@@ -128,6 +130,10 @@ class WorkerPool:
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            if 0 < len(self.running) < self.concurrency:
+                # busy: let the attempts finishing right now free their slots too,
+                # so one claim takes several tasks (an idle pool claims at once)
+                await asyncio.sleep(CLAIM_COALESCE_SECONDS)
             try:
                 await self._claim_free_slots()
             except Exception:
