@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.processors.analyze.language import detect_language
 from app.processors.analyze.names import latin_names
 from app.processors.analyze.report import reading_time_minutes
 from app.processors.analyze.sentences import split_sentences
-from app.processors.analyze.text import WORD_RE, count_words, display
+from app.processors.analyze.text import (
+    CJK,
+    LATIN_WORD_RE,
+    WORD_RE,
+    count_words,
+    display,
+    word_finder,
+)
 from tests.processors.helpers import analyze_text
 
 
@@ -194,3 +204,27 @@ def test_mixed_scripts_count_both(tmp_path: Path) -> None:
     report = analyze_text(text, tmp_path).report
     assert report["counts"]["words"] == 10 * (4 + 4 + 4)
     assert report["counts"]["sentences"] == 20
+
+
+_NO_CJK = st.text(
+    alphabet=st.characters(
+        codec="utf-8",
+        exclude_categories=("Cs",),
+        # no Han, kana or the CJK marks: the texts the Latin-only tokenizer is chosen for
+        exclude_characters="々〆〇",
+    ).filter(lambda c: not re.match(rf"[{CJK}]", c)),
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NO_CJK)
+def test_the_latin_tokenizer_finds_the_same_words_as_the_general_one(text: str) -> None:
+    finder = word_finder(text)
+    assert finder == LATIN_WORD_RE.findall
+    assert finder(text) == WORD_RE.findall(text)
+
+
+def test_a_text_with_cjk_uses_the_general_tokenizer() -> None:
+    assert word_finder("Hello 世界") == WORD_RE.findall
+    assert word_finder("見る々") == WORD_RE.findall
