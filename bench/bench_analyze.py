@@ -231,6 +231,8 @@ def main() -> None:
         path = build_manuscript(work, int(args.size_mb * 1_000_000))
         size = path.stat().st_size
         print(f"manuscript: {size / 1e6:.2f} MB of English novels, cpus={os.cpu_count()}")
+        if args.quick:
+            print("smoke run: too small and too short for the figures to mean anything")
         figures = speed(path, work, args.repeat)
         print(
             f"speed: bare pass {figures['bare_s']:.2f} s, analyze {figures['analyze_s']:.2f} s, "
