@@ -12,16 +12,20 @@ before they can be closed with 1008).
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import problem_response
 from app.errors import AppError, RateLimited, Unauthorized
+from app.models import User
 from app.services import auth as auth_service
 from app.services.rate_limit import Decision
 
 API_PREFIX = "/api/v1/"
 LOGIN_PATH = "/api/v1/auth/login"
+MAX_TOKEN_CHARS = 4096
 
 
 def bearer_token(headers: Headers) -> str | None:
@@ -29,6 +33,19 @@ def bearer_token(headers: Headers) -> str | None:
     if scheme.lower() != "bearer" or not credentials.strip():
         return None
     return credentials.strip()
+
+
+async def authenticate(app_state: Any, token: str) -> User:
+    """The user behind ``token`` (a JWT or an API key); ``Unauthorized`` otherwise.
+
+    Used by the gate and by the WebSocket handler, which authenticates itself.
+    """
+    if len(token) > MAX_TOKEN_CHARS:
+        raise Unauthorized("The credential is not valid", code="invalid_token")
+    async with app_state.session_factory() as session:
+        user = await auth_service.authenticate_token(session, app_state.settings, token)
+        await session.commit()  # last_used_at of API keys
+    return user
 
 
 def _accepts_query_token(path: str) -> bool:
@@ -61,11 +78,7 @@ class ApiGateMiddleware:
                     token = QueryParams(scope.get("query_string", b"")).get("token") or None
                 if token is None:
                     raise Unauthorized("Not authenticated: send Authorization: Bearer <token>")
-                if len(token) > 4096:
-                    raise Unauthorized("The credential is not valid", code="invalid_token")
-                async with state.session_factory() as session:
-                    user = await auth_service.authenticate_token(session, settings, token)
-                    await session.commit()  # last_used_at of API keys
+                user = await authenticate(state, token)
                 scope.setdefault("state", {})["user"] = user
                 decision = await limiter.hit(settings.rate_limit, f"user:{user.id}")
             if not decision.allowed:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Request, WebSocket
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.gate import bearer_token
+from app.api.gate import authenticate, bearer_token
 from app.api.responses import problems
 from app.errors import AppError, NotFound
 from app.events import connections
@@ -27,7 +27,6 @@ from app.events.publish import TaskEvent
 from app.log import get_logger
 from app.models import User
 from app.models.enums import TERMINAL_STATUSES
-from app.services import auth as auth_service
 from app.services import live as live_service
 
 from .deps import CurrentUser, SessionFactoryDep
@@ -56,16 +55,12 @@ def _error(code: str, detail: str) -> dict[str, str]:
 
 async def _authenticate(websocket: WebSocket) -> User | None:
     token = bearer_token(websocket.headers) or websocket.query_params.get("token") or None
-    if token is None or len(token) > 4096:
+    if token is None:
         return None
-    app_state = websocket.app.state
-    async with app_state.session_factory() as session:
-        try:
-            user = await auth_service.authenticate_token(session, app_state.settings, token)
-        except AppError:
-            return None
-        await session.commit()  # last_used_at of API keys
-    return user
+    try:
+        return await authenticate(websocket.app.state, token)
+    except AppError:
+        return None
 
 
 @router.websocket("/ws/tasks/{client_id}")

@@ -91,13 +91,7 @@ class Subscriber:
     def release(self, task_id: str, current: TaskEvent | None, *before: Any) -> None:
         """Queue ``before`` messages, then ``current``, then the events held meanwhile."""
         held = self._held.pop(task_id, [])
-        for message in before:
-            self.put(message)
-        if current is not None:
-            self._forward(current, force=True)
-        for task_event in held:
-            if self.wants(task_event):
-                self._forward(task_event)
+        self._release(held, [] if current is None else [current], before)
 
     def hold_all(self) -> None:
         """Hold back wildcard events until :meth:`release_all`."""
@@ -107,6 +101,11 @@ class Subscriber:
     def release_all(self, current: Iterable[TaskEvent], *before: Any) -> None:
         """Queue ``before``, then the current states, then the wildcard events held meanwhile."""
         held, self._held_all = self._held_all or [], None
+        self._release(held, current, before)
+
+    def _release(
+        self, held: list[TaskEvent], current: Iterable[TaskEvent], before: Iterable[Any]
+    ) -> None:
         for message in before:
             self.put(message)
         for task_event in current:

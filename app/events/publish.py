@@ -151,34 +151,29 @@ async def publish_task_event(session: AsyncSession, task: Task) -> TaskEvent:
 
 
 _NOTIFY_ONE = text("SELECT pg_notify(:channel, :payload)")
-
-
-async def publish_event(session: AsyncSession, task_event: TaskEvent) -> None:
-    """Deliver an already numbered event when ``session`` commits (see the module doc)."""
-    session.sync_session.info.setdefault(_PENDING_KEY, []).append(task_event)
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            _NOTIFY_ONE,
-            {"channel": EVENTS_CHANNEL, "payload": task_event.to_json()},
-        )
-
-
 _NOTIFY_MANY = text(
     "SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"
 )
 
 
+async def publish_event(session: AsyncSession, task_event: TaskEvent) -> None:
+    """Deliver an already numbered event when ``session`` commits (see the module doc)."""
+    await publish_events(session, [task_event])
+
+
 async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) -> None:
-    """:func:`publish_event` for several events, with one statement on PostgreSQL."""
-    if len(task_events) == 1:
-        await publish_event(session, task_events[0])
+    """:func:`publish_event` for several events, with one NOTIFY statement on PostgreSQL."""
+    if not task_events:
         return
     session.sync_session.info.setdefault(_PENDING_KEY, []).extend(task_events)
-    if task_events and session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            _NOTIFY_MANY,
-            {"channel": EVENTS_CHANNEL, "payloads": [e.to_json() for e in task_events]},
-        )
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if len(task_events) == 1:
+        parameters = {"channel": EVENTS_CHANNEL, "payload": task_events[0].to_json()}
+        await session.execute(_NOTIFY_ONE, parameters)
+    else:
+        payloads = [task_event.to_json() for task_event in task_events]
+        await session.execute(_NOTIFY_MANY, {"channel": EVENTS_CHANNEL, "payloads": payloads})
 
 
 @event.listens_for(Session, "after_commit")

@@ -32,7 +32,7 @@ from app.models import (
     TaskResult,
     TaskStatus,
 )
-from app.models.base import new_id, utcnow
+from app.models.base import utcnow
 from app.processors.base import ProcessorOutput
 from app.services import storage
 
@@ -67,24 +67,8 @@ def backoff_seconds(settings: Settings, retry_count: int) -> float:
     return float(delay * random.uniform(0.5, 1.0))
 
 
-def _event(row: Row[*tuple[Any, ...]]) -> TaskEvent:
-    return TaskEvent.from_task(row)
-
-
 async def _publish(session: AsyncSession, row: Row[*tuple[Any, ...]]) -> None:
-    await publish_event(session, _event(row))
-
-
-def _log(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
-         **details: Any) -> Any:  # fmt: skip
-    return insert(TaskLog).values(
-        task_id=task_id,
-        attempt=attempt,
-        log_level=level,
-        message=message,
-        details=details or None,
-        created_at=utcnow(),
-    )
+    await publish_event(session, TaskEvent.from_task(row))
 
 
 def _table(model: Any) -> Table:
@@ -191,15 +175,22 @@ _INSERT_FILE = insert(_FILES)
 _INSERT_RESULT = insert(_RESULTS)
 
 
-def _log_row(task_id: str, attempt: int, message: str, **details: Any) -> dict[str, Any]:
+def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
+             **details: Any) -> dict[str, Any]:  # fmt: skip
     return {
         "task_id": task_id,
         "attempt": attempt,
-        "log_level": LogLevel.INFO,
+        "log_level": level,
         "message": message,
         "details": details or None,
         "created_at": utcnow(),
     }
+
+
+def _log(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
+         **details: Any) -> Any:  # fmt: skip
+    """The INSERT of one ``task_logs`` row."""
+    return insert(_LOGS).values(**_log_row(task_id, attempt, message, level, **details))
 
 
 async def _fenced(
@@ -264,7 +255,7 @@ async def claim(
                 for row in started
             ],
         )
-        await publish_events(session, [_event(row) for row in started])
+        await publish_events(session, [TaskEvent.from_task(row) for row in started])
         return [
             Claimed(
                 task_id=row.id,
@@ -341,11 +332,9 @@ async def complete(
                 size, checksum = await anyio.to_thread.run_sync(_file_facts, target)
                 files.append(
                     {
-                        "id": new_id(),
                         "task_id": task_id,
                         "kind": FileKind.RESULT,
                         "name": produced.name,
-                        "storage_type": "local",
                         "storage_path": storage.relative(settings.upload_dir, target),
                         "size": size,
                         "content_type": produced.content_type,
@@ -359,7 +348,6 @@ async def complete(
             await session.execute(
                 _INSERT_RESULT,
                 {
-                    "id": new_id(),
                     "task_id": task_id,
                     "attempt": claimed.attempt,
                     "result_file_path": (

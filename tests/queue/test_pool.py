@@ -17,18 +17,24 @@ from app.services import tasks as task_service
 from tests.queue.conftest import MakeTask, log_messages, reload
 
 
+async def run_collecting_events(pool: WorkerPool) -> list[TaskEvent]:
+    """Run the pool until idle; the events published meanwhile, in order."""
+    events: list[TaskEvent] = []
+    add_sink(events.append)
+    try:
+        async with asyncio.timeout(60):
+            await pool.run_until_idle()
+    finally:
+        remove_sink(events.append)
+    return events
+
+
 async def test_a_task_runs_to_completion_with_its_files_and_result(
     pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:  # fmt: skip
     task = await make_task("writer", content=b"0123456789")
-    events: list[TaskEvent] = []
-    add_sink(events.append)
-    try:
-        async with asyncio.timeout(30):
-            await pool.run_until_idle()
-    finally:
-        remove_sink(events.append)
+    events = await run_collecting_events(pool)
     done = await reload(sessions, task.id)
     assert (done.status, done.progress, done.stage, done.attempt) == ("completed", 100, "done", 1)
     assert done.result_url == f"/api/v1/tasks/{task.id}/files/out.txt"
@@ -177,13 +183,7 @@ async def test_a_long_failure_message_is_kept_whole_and_sent_shortened(
 ) -> None:
     # on PostgreSQL a NOTIFY payload over 8000 bytes would abort the failing transaction
     task = await make_task("rambling")
-    events: list[TaskEvent] = []
-    add_sink(events.append)
-    try:
-        async with asyncio.timeout(60):
-            await pool.run_until_idle()
-    finally:
-        remove_sink(events.append)
+    events = await run_collecting_events(pool)
     failed = await reload(sessions, task.id)
     assert failed.status == "failed"
     assert failed.error_message is not None
