@@ -5,7 +5,7 @@
     .venv/bin/python bench/bench_analyze.py --size-mb 5 --no-api
 
 The manuscript is built in a temporary directory from the English corpus
-novels (/work/shared/corpus): each one's body (without Project Gutenberg
+novels (tests/data/corpus): each one's body (without Project Gutenberg
 boilerplate) repeated until the size is reached, written as UTF-8.
 
 1. Speed: ``analyze`` (in this process, best of ``--repeat``) as a ratio to a
@@ -46,7 +46,7 @@ from app.processors.analyze.decoding import decode
 from app.processors.analyze.structure import find_body
 from app.services import auth as auth_service
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "data" / "corpus"
 ENGLISH = [
     "pride_and_prejudice.en.utf8.txt",
     "moby_dick.en.utf8.txt",

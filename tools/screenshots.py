@@ -1,7 +1,7 @@
 """Screenshots of the dashboard for the README: ``python -m tools.screenshots``.
 
 Starts the service on a temp SQLite database (as the browser tests do), fills
-it with a few manuscripts from ``../shared/corpus`` (or generated text when
+it with a few manuscripts from ``tests/data/corpus`` (or generated text when
 the corpus is absent), and saves PNGs of the main views under
 ``docs/screenshots/``: sign-in, the task list with live progress, a task's
 page, the statistics, and the task list at phone width.
@@ -30,7 +30,7 @@ from tests.e2e.server import (  # noqa: E402
 )
 
 OUT = ROOT / "docs" / "screenshots"
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "data" / "corpus"
 EMAIL = "editor@example.com"
 
 

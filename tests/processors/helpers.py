@@ -1,4 +1,4 @@
-"""Running the ``analyze`` processor in-process, and where the shared corpus lives."""
+"""Running the ``analyze`` processor in-process, and where the vendored corpus lives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from app.processors.analyze import processor
 from app.processors.base import ProcessorOutput
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 """The corpus with its ground truth: read in place, never copied into the repository."""
 
 
