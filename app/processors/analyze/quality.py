@@ -32,8 +32,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MOJIBAKE = re.compile(
     r"Ã[\u0080-\u00bf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]|â€[\u0080-\u00bf™œ\u009d“”˜¦¢¡]|Â[\u00a0-\u00bf]"
 )
+_ALIEN = "\u3040-\u30ff\u0400-\u04ff"
 _ALIEN_IN_CHINESE = re.compile(
-    rf"(?<=[{HAN}])[\u3040-\u30ff\u0400-\u04ff]+|[\u3040-\u30ff\u0400-\u04ff]+(?=[{HAN}])"
+    # whole runs only (possessive, from the run's first character): linear on any input
+    rf"(?<![{_ALIEN}])(?:(?<=[{HAN}])[{_ALIEN}]++|[{_ALIEN}]++(?=[{HAN}]))"
 )
 
 

@@ -27,11 +27,16 @@ _NOT_AFTER = "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS)
 _CLOSERS = '”’"»)\\]」』）】》〉'
 _LOWER = "a-zß-öø-ÿ"
 
+_MARKS = "。！？!?…."
 SENTENCE_END = re.compile(
-    # one character class first, so the engine skips ahead to candidates in C
-    rf"[。！？!?….]"
-    rf"(?:(?<=[。！？])[。！？!?]*[{_CLOSERS}]*(?![と、，,{_CLOSERS}])"
-    rf"|(?<![。！？]){_NOT_AFTER}(?<!\b[A-Z]\.)[!?….]*[{_CLOSERS}]*(?=\s+[^\s{_LOWER}]|\s*\Z))"
+    # one character class first, so the engine skips ahead to candidates in C; then
+    # only the first mark of a run of marks may start a match (the look-behind), and
+    # every quantifier over the run is possessive: each run is read a bounded number
+    # of times whatever its length, so the splitter is linear (``'.' * 30_000 + 'x'``
+    # used to take seconds).
+    rf"[{_MARKS}](?<![{_MARKS}].)"
+    rf"(?:(?:(?<=[。！？])|[!?….]*+[。！？])[。！？!?]*+[{_CLOSERS}]*+(?![と、，,{_CLOSERS}])"
+    rf"|(?<![。！？]){_NOT_AFTER}(?<!\b[A-Z]\.)[!?….]*+[{_CLOSERS}]*+(?=\s+[^\s{_LOWER}]|\s*\Z))"
 )
 
 

@@ -224,7 +224,7 @@ _CJK_HEADING = re.compile(
 )
 _MARKDOWN = re.compile(r"(?P<hashes>#{1,6})[ \t]+(?P<title>.+?)[ \t#]*")
 _AOZORA_HEADING = re.compile(
-    r"［＃「(?P<title>[^」]+)」は(?P<size>[大中小])見出し］"
+    r"［＃「(?P<title>[^」「\n]{1,200})」は(?P<size>[大中小])見出し］"
     r"|［＃(?P<size2>[大中小])見出し］(?P<title2>[^［]+)［＃[大中小]見出し終わり］"
 )
 _BARE_ROMAN = re.compile(r"(?P<num>[IVXLC]{1,7})\.?")
@@ -249,6 +249,8 @@ def _heading_starts(body: str) -> Iterator[int]:
 
 
 _MAX_HEADING_CHARS = 120
+_MAX_AOZORA_HEADING_CHARS = 400
+"""Longer lines are prose (or an attack), never headings: no heading pattern reads them."""
 
 STYLE_PRIORITY = (
     "chapter-word",
@@ -288,7 +290,7 @@ class Heading:
 def _classify(line: str, aozora: bool) -> tuple[HeadingKind, str, str, str, int] | None:
     """(kind, style, key, title, markdown level) of a heading line, or None."""
     stripped = line.strip(" \t\u3000")
-    if aozora and "見出し" in stripped:
+    if aozora and "見出し" in stripped and len(stripped) <= _MAX_AOZORA_HEADING_CHARS:
         match = _AOZORA_HEADING.search(stripped)
         if match is None:
             return None
@@ -406,19 +408,27 @@ def _placement(body: str, end: int, title: str, *, by_line: bool) -> tuple[str, 
 
 
 def _flag_contents(body: str, headings: list[Heading]) -> None:
+    """Flag the contents entries among ``headings`` (see the module docstring).
+
+    Linear in the number of headings: whether a heading "comes again later" is
+    read from right-to-left passes, never by scanning the rest of the list for
+    each heading (thousands of ``BOOK n`` lines used to take minutes)."""
     # a part heading that comes again later is a contents entry (parts never repeat)
-    for index, heading in enumerate(headings):
-        if heading.kind == "part" and any(
-            later.kind == "part" and later.key == heading.key for later in headings[index + 1 :]
-        ):
-            heading.toc = True
+    later_parts: set[str] = set()
+    for heading in reversed(headings):
+        if heading.kind == "part":
+            if heading.key in later_parts:
+                heading.toc = True
+            later_parts.add(heading.key)
     live = [h for h in headings if not h.toc]
     empty = [
         _few_words(body, h.line_end, live[i + 1].start) if i + 1 < len(live) else False
         for i, h in enumerate(live)
     ]
     # a run of TOC_RUN+ headings with (almost) nothing between them is a contents list;
-    # its last entry is one too if its number comes again later
+    # its last entry is one too if its number comes again later (nothing in live is
+    # flagged yet, so recurrence is read on the unflagged list)
+    recurs = _recurrences(live)
     i = 0
     while i < len(live):
         j = i
@@ -428,24 +438,33 @@ def _flag_contents(body: str, headings: list[Heading]) -> None:
         if last - i + 1 >= TOC_RUN:
             for k in range(i, last):
                 live[k].toc = True
-            if _recurs(live, last):
+            if recurs[last]:
                 live[last].toc = True
         i = last + 1
-    # an empty heading whose number comes again later: a contents entry
+    # an empty heading whose number comes again later: a contents entry (the flags of
+    # the runs above count; this pass only flags headings before the ones it reads)
+    recurs = _recurrences(live)
     for index, heading in enumerate(live):
-        if empty[index] and not heading.toc and _recurs(live, index):
+        if empty[index] and not heading.toc and recurs[index]:
             heading.toc = True
 
 
-def _recurs(headings: list[Heading], index: int) -> bool:
-    """True when the same heading (style and number) comes again before the next part."""
-    heading = headings[index]
-    for later in headings[index + 1 :]:
-        if later.kind == "part" and not later.toc:
-            return False
-        if later.style == heading.style and later.key == heading.key and not later.toc:
-            return True
-    return False
+def _recurrences(headings: list[Heading]) -> list[bool]:
+    """For each heading: whether the same heading (style and number), not flagged as a
+    contents entry, comes again before the next unflagged part heading. One pass from
+    the end; each heading enters and leaves the set of what follows at most once."""
+    out = [False] * len(headings)
+    following: set[tuple[str, str]] = set()
+    for index in range(len(headings) - 1, -1, -1):
+        heading = headings[index]
+        out[index] = heading.kind != "part" and (heading.style, heading.key) in following
+        if heading.toc:
+            continue
+        if heading.kind == "part":
+            following.clear()
+        else:
+            following.add((heading.style, heading.key))
+    return out
 
 
 def _few_words(body: str, start: int, end: int) -> bool:
