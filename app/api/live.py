@@ -22,7 +22,7 @@ from app.api.gate import authenticate, bearer_token
 from app.api.responses import problems
 from app.errors import AppError, NotFound
 from app.events import connections
-from app.events.hub import CLOSE, WILDCARD, EventHub, Subscriber
+from app.events.hub import CLOSE, WILDCARD, Batch, EventHub, Subscriber
 from app.events.publish import TaskEvent
 from app.log import get_logger
 from app.models import User
@@ -39,6 +39,9 @@ SEND_TIMEOUT_SECONDS = 10.0
 MAX_SUBSCRIPTIONS = 1000
 """Tasks one WebSocket connection may follow by id."""
 MAX_FRAME_CHARS = 4096
+MAX_FRAME_BYTES = 4 * MAX_FRAME_CHARS
+"""uvicorn's ``ws_max_size``: any frame of at most MAX_FRAME_CHARS fits, a larger one is
+refused from its header (close 1009) instead of being read whole (uvicorn's default: 16 MiB)."""
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -53,14 +56,15 @@ def _error(code: str, detail: str) -> dict[str, str]:
     return {"type": "error", "code": code, "detail": detail}
 
 
-async def _authenticate(websocket: WebSocket) -> User | None:
+async def _authenticate(websocket: WebSocket) -> User | str:
+    """The user of the connection's credential, or why there is none (a close reason)."""
     token = bearer_token(websocket.headers) or websocket.query_params.get("token") or None
     if token is None:
-        return None
+        return "Not authenticated: pass ?token= or an Authorization header"
     try:
         return await authenticate(websocket.app.state, token)
     except AppError:
-        return None
+        return "Not authenticated: the token is invalid, expired or revoked"
 
 
 @router.websocket("/ws/tasks/{client_id}")
@@ -68,8 +72,8 @@ async def task_updates(websocket: WebSocket, client_id: str) -> None:
     """Subscribe to tasks and receive their ``task_update`` messages (API.md)."""
     await websocket.accept()
     user = await _authenticate(websocket)
-    if user is None:
-        await websocket.close(CLOSE_POLICY_VIOLATION, "Not authenticated: pass ?token=")
+    if isinstance(user, str):
+        await websocket.close(CLOSE_POLICY_VIOLATION, user)
         return
     hub = _hub(websocket)
     subscriber = hub.connect(user.id, user.is_admin)
@@ -82,40 +86,54 @@ async def task_updates(websocket: WebSocket, client_id: str) -> None:
     ]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[2] in done and subscriber.overflowed:
-            log.warning("websocket_slow_client_dropped", client_id=client_id[:100])
+        await _stop(tasks)
+        if subscriber.closing or tasks[2] in done:
+            # the process stops (going away), or the client did not read its messages
+            if subscriber.closing:
+                code, reason = CLOSE_GOING_AWAY, "The server is shutting down"
+            else:
+                log.warning("websocket_slow_client_dropped", client_id=client_id[:100])
+                code, reason = CLOSE_TRY_AGAIN_LATER, "Too slow: messages were not read"
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(CLOSE_TRY_AGAIN_LATER, "Too slow: messages were not read"),
-                    timeout=1,
-                )
+                await asyncio.wait_for(websocket.close(code, reason), timeout=1)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await _stop(tasks)
         hub.disconnect(subscriber)
         connections.closed("websocket")
         log.info("websocket_closed", client_id=client_id[:100])
 
 
+async def _stop(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task
+
+
 async def _send_loop(websocket: WebSocket, subscriber: Subscriber) -> None:
     while True:
         item = await subscriber.queue.get()
-        if item is CLOSE:
-            await websocket.close(CLOSE_GOING_AWAY, "The server is shutting down")
+        if item is CLOSE:  # the process stops: the handler closes with 1001
             return
-        if isinstance(item, TaskEvent):
-            text = item.message_text()
-        else:
-            text = json.dumps(item, separators=(",", ":"))
+        # a batch (the start of a "*" subscription) takes one queue slot and is sent
+        # a message at a time, each under the same send timeout as any other
+        texts = (
+            [event.message_text() for event in item]
+            if isinstance(item, Batch)
+            else [item.message_text() if isinstance(item, TaskEvent) else _json(item)]
+        )
         try:
-            # a timeout scope rather than wait_for: no extra task per message
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                await websocket.send_text(text)
+            for text in texts:
+                # a timeout scope rather than wait_for: no extra task per message
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    await websocket.send_text(text)
         except (TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             return
+
+
+def _json(message: Any) -> str:
+    return json.dumps(message, separators=(",", ":"))
 
 
 async def _receive_loop(
@@ -249,19 +267,20 @@ async def _stream(hub: EventHub, subscriber: Subscriber, seen: int) -> AsyncIter
     try:
         while not subscriber.overflowed:
             item = await subscriber.queue.get()
-            if item is CLOSE or not isinstance(item, TaskEvent):
+            if item is CLOSE or not isinstance(item, TaskEvent | Batch):
                 return
-            terminal = item.status in TERMINAL_STATUSES
-            # after a resume, only newer changes; but a finished task always says so
-            if item.seq > seen or (first and terminal):
-                yield ServerSentEvent(
-                    data=item.message_text(),
-                    event="task_update",
-                    id=str(item.seq),
-                )
-            first = False
-            if terminal:
-                return
+            for task_event in item if isinstance(item, Batch) else (item,):
+                terminal = task_event.status in TERMINAL_STATUSES
+                # after a resume, only newer changes; but a finished task always says so
+                if task_event.seq > seen or (first and terminal):
+                    yield ServerSentEvent(
+                        data=task_event.message_text(),
+                        event="task_update",
+                        id=str(task_event.seq),
+                    )
+                first = False
+                if terminal:
+                    return
     finally:
         hub.disconnect(subscriber)
         connections.closed("sse")

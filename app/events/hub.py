@@ -16,6 +16,10 @@ and hands it to the subscriptions that may see it:
 - while a subscription reads the task's current state from the database, the
   events that arrive meanwhile are held back and released after it, so the
   current state always comes first.
+- many states at once (the start of a ``*`` subscription: up to 500 tasks; a
+  resync) take one place in the queue as a ``Batch``, which the sender sends
+  one message at a time: a client that reads never overflows because it
+  follows many tasks, while one that stops reading still fills its queue.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ CLOSE = object()
 """Put in a subscriber's queue to end its connection (shutdown)."""
 
 
+class Batch(tuple[TaskEvent, ...]):
+    """Several task events in one queue slot, sent one message each, in order."""
+
+    __slots__ = ()
+
+
 class Subscriber:
     """One live connection: what it follows and its bounded outbound queue."""
 
@@ -43,6 +53,7 @@ class Subscriber:
         self.tasks: set[str] = set()
         self.wildcard = False
         self.overflowed = False
+        self.closing = False
         self._last_seq: dict[str, int] = {}
         self._held: dict[str, list[TaskEvent]] = {}
         self._held_all: list[TaskEvent] | None = None
@@ -59,20 +70,38 @@ class Subscriber:
         return self.wildcard and self.may_see(task_event)
 
     def offer(self, task_event: TaskEvent) -> None:
+        if self._hold(task_event):
+            return
+        if self._is_new(task_event):
+            self.put(task_event)
+
+    def offer_many(self, task_events: Iterable[TaskEvent]) -> None:
+        """Like :meth:`offer` for each event, but what is sent takes one queue slot."""
+        self._put_batch([e for e in task_events if not self._hold(e) and self._is_new(e)])
+
+    def _hold(self, task_event: TaskEvent) -> bool:
+        """Keep ``task_event`` back while its task's current state is being read."""
         held = self._held.get(task_event.task_id)
         if held is None and task_event.task_id not in self.tasks:
             held = self._held_all
-        if held is not None:
-            held.append(task_event)
-            return
-        self._forward(task_event)
+        if held is None:
+            return False
+        held.append(task_event)
+        return True
 
-    def _forward(self, task_event: TaskEvent, *, force: bool = False) -> None:
+    def _is_new(self, task_event: TaskEvent, *, force: bool = False) -> bool:
+        """Whether to send ``task_event`` (newer than what was sent), noting it as sent."""
         last = self._last_seq.get(task_event.task_id, 0)
         if task_event.seq <= last and not force:
-            return
+            return False
         self._last_seq[task_event.task_id] = max(last, task_event.seq)
-        self.put(task_event)
+        return True
+
+    def _put_batch(self, task_events: list[TaskEvent]) -> None:
+        if len(task_events) == 1:
+            self.put(task_events[0])
+        elif task_events:
+            self.put(Batch(task_events))
 
     def put(self, item: Any) -> None:
         """Queue ``item`` for the client, or mark the client too slow."""
@@ -108,11 +137,8 @@ class Subscriber:
     ) -> None:
         for message in before:
             self.put(message)
-        for task_event in current:
-            self._forward(task_event, force=True)
-        for task_event in held:
-            if self.wants(task_event):
-                self._forward(task_event)
+        self._put_batch([e for e in current if self._is_new(e, force=True)])
+        self._put_batch([e for e in held if self.wants(e) and self._is_new(e)])
 
     def forget(self, task_id: str) -> None:
         self.tasks.discard(task_id)
@@ -128,10 +154,16 @@ class EventHub:
         self._by_task: dict[str, set[Subscriber]] = defaultdict(set)
         self._wildcard: set[Subscriber] = set()
         self.delivered = 0
+        self.closing = False
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def connect(self, user_id: str, is_admin: bool) -> Subscriber:
         subscriber = Subscriber(user_id, is_admin, self.queue_size)
         self._subscribers.add(subscriber)
+        self._empty.clear()
+        if self.closing:  # connected while the process stops: closed at once
+            self._close(subscriber)
         return subscriber
 
     def disconnect(self, subscriber: Subscriber) -> None:
@@ -140,6 +172,12 @@ class EventHub:
         for task_id in list(subscriber.tasks) + list(subscriber._held):
             self._unindex(subscriber, task_id)
         subscriber.tasks.clear()
+        if not self._subscribers:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        """Until no connection is left (after :meth:`close_all`)."""
+        await self._empty.wait()
 
     def follow(self, subscriber: Subscriber, task_id: str) -> None:
         """Start routing ``task_id``'s events to ``subscriber`` (held until released)."""
@@ -171,13 +209,27 @@ class EventHub:
 
     def publish(self, task_event: TaskEvent) -> None:
         """Hand ``task_event`` to everyone who follows it (never waits)."""
+        targets = self._targets(task_event)
+        for subscriber in targets:
+            subscriber.offer(task_event)
+        self.delivered += len(targets)
+
+    def publish_many(self, task_events: Iterable[TaskEvent]) -> None:
+        """Hand many events on at once: each subscriber's share takes one queue slot."""
+        shares: dict[Subscriber, list[TaskEvent]] = defaultdict(list)
+        for task_event in task_events:
+            for subscriber in self._targets(task_event):
+                shares[subscriber].append(task_event)
+        for subscriber, share in shares.items():
+            subscriber.offer_many(share)
+            self.delivered += len(share)
+
+    def _targets(self, task_event: TaskEvent) -> set[Subscriber]:
         targets = set(self._by_task.get(task_event.task_id, ()))
         for subscriber in self._wildcard:
             if subscriber.may_see(task_event):
                 targets.add(subscriber)
-        for subscriber in targets:
-            subscriber.offer(task_event)
-        self.delivered += len(targets)
+        return targets
 
     def followed_tasks(self) -> set[str]:
         """Every task some subscriber follows by id."""
@@ -190,10 +242,17 @@ class EventHub:
         return tuple(self._subscribers)
 
     def close_all(self) -> None:
-        """Ask every connection to end (shutdown)."""
+        """Ask every connection, and any that connects later, to end (shutdown)."""
+        self.closing = True
         for subscriber in self.subscribers():
-            try:
-                subscriber.queue.put_nowait(CLOSE)
-            except asyncio.QueueFull:
-                subscriber.overflowed = True
-            subscriber.overflow_signal.set()
+            self._close(subscriber)
+
+    @staticmethod
+    def _close(subscriber: Subscriber) -> None:
+        """End a WebSocket through its signal (with ``closing`` set), an SSE stream by CLOSE."""
+        subscriber.closing = True
+        try:
+            subscriber.queue.put_nowait(CLOSE)
+        except asyncio.QueueFull:
+            subscriber.overflowed = True
+        subscriber.overflow_signal.set()

@@ -31,7 +31,6 @@ def resync_hook(
             return
         async with sessions() as session:
             states = await states_to_resync(session, followed, since)
-        for task_event in states:
-            hub.publish(task_event)
+        hub.publish_many(states)  # one queue slot per subscriber, however many tasks
 
     return resync

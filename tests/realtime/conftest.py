@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from httpx_ws import AsyncWebSocketSession
 
+from app.api.live import MAX_FRAME_BYTES
 from app.config import Settings
 from app.events.publish import publish_task_event
 from app.models import Task, User
@@ -33,7 +34,14 @@ def token(settings: Settings, user: User) -> str:
 @pytest.fixture
 async def server(app: FastAPI) -> AsyncIterator[str]:
     """The app (lifespan already running) served by uvicorn on a free local port."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_config=None,
+        ws_max_size=MAX_FRAME_BYTES,
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:

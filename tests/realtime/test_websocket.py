@@ -12,11 +12,12 @@ import pytest
 import websockets
 from fastapi import FastAPI
 from httpx_ws import WebSocketDisconnect, aconnect_ws
+from sqlalchemy import select
 
 from app.config import Settings
 from app.events import connections
 from app.events.publish import TaskEvent, deliver_local
-from app.models import Role, User
+from app.models import Role, Task, User
 from app.services import users as user_service
 from tests.factories import app_sessions, make_user
 from tests.realtime.conftest import MakeTask, change_task, nothing_more, receive, token
@@ -99,6 +100,57 @@ async def test_wildcard_follows_every_visible_task_and_starts_with_active_ones(
         assert await nothing_more(ws)  # the other user's task never shows
 
 
+async def test_the_wildcard_starts_with_hundreds_of_active_tasks_without_overflowing(
+    server: str, app: FastAPI, settings: Settings, user: User
+) -> None:
+    # more active tasks than the 256-message queue holds, and than the 500 sent at most
+    async with app_sessions(app)() as session:
+        session.add_all(
+            Task(
+                owner_id=user.id,
+                file_name=f"book-{n:03}.txt",
+                file_size=1,
+                file_type="text/plain",
+                checksum="sha256:0",
+                event_seq=1,
+            )
+            for n in range(300)
+        )
+        await session.commit()
+        active = set(await session.scalars(select(Task.id).where(Task.owner_id == user.id)))
+    assert len(active) == 300 > app.state.hub.queue_size
+    ws_url = f"ws://{server}{url(settings, user)}"
+    async with websockets.connect(ws_url) as ws:  # a client that reads all the time
+        await ws.send(json.dumps({"type": "subscribe", "task_id": "*"}))
+        assert json.loads(await ws.recv()) == {"type": "subscribed", "task_id": "*"}
+        seen = []
+        for _ in range(300):
+            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            assert (message["type"], message["status"]) == ("task_update", "pending")
+            seen.append(message["task_id"])
+        assert len(seen) == 300
+        assert set(seen) == active
+        # still connected, and live: a change arrives after the initial state
+        await change_task(app, seen[-1], status="processing", progress=40)
+        update = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        assert (update["task_id"], update["progress"]) == (seen[-1], 40)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), timeout=10)) == {"type": "pong"}
+
+
+async def test_a_frame_over_the_size_limit_is_refused_from_its_header(
+    server: str, settings: Settings, user: User
+) -> None:
+    ws_url = f"ws://{server}{url(settings, user)}"
+    # uvicorn's default would read up to 16 MiB and only then let the app refuse it
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "ping", "pad": "x" * 1_000_000}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009  # message too big
+
+
 async def test_admins_see_every_task_with_the_wildcard(
     ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
 ) -> None:
@@ -167,14 +219,22 @@ async def test_a_binary_frame_is_a_malformed_frame(
         assert await receive(ws) == {"type": "pong"}
 
 
-@pytest.mark.parametrize("credential", ["", "?token=garbage", "?token=ntm_nope_nope"])
+@pytest.mark.parametrize(
+    ("credential", "reason"),
+    [
+        ("", "pass ?token="),
+        ("?token=garbage", "invalid, expired or revoked"),
+        ("?token=ntm_nope_nope", "invalid, expired or revoked"),
+    ],
+)
 async def test_unauthenticated_connections_are_closed_with_1008(
-    ws_client: httpx.AsyncClient, credential: str
+    ws_client: httpx.AsyncClient, credential: str, reason: str
 ) -> None:
     async with aconnect_ws(f"{WS}c1{credential}", ws_client) as ws:
         with pytest.raises(WebSocketDisconnect) as closed:
             await ws.receive_text(timeout=5)
     assert closed.value.code == 1008
+    assert reason in (closed.value.reason or "")
 
 
 async def test_api_keys_in_the_authorization_header_work_too(
