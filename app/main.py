@@ -11,15 +11,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import ValidationError
-from starlette.types import ASGIApp
 
 from app import __version__
 from app.api import api_router, dashboard
 from app.api import health as health_api
-from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
-from app.api.proxies import ClientAddressMiddleware
 from app.config import Settings, describe_settings_error, get_settings
 from app.database import create_engine_for, create_session_factory
 from app.events.going_away import close_live_connections_on_stop
@@ -104,22 +101,10 @@ def load_settings() -> Settings:
         raise SystemExit(describe_settings_error(exc)) from None
 
 
-class NovelTaskManager(FastAPI):
-    """The service's FastAPI app: the client's address is settled before anything else runs.
-
-    ``ClientAddressMiddleware`` needs the server's own ``send``, so it wraps the
-    whole stack, outside Starlette's error middleware (``app.api.proxies``).
-    """
-
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return ClientAddressMiddleware(stack, self.state.settings.forwarded_allow_ips)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = NovelTaskManager(
+    app = FastAPI(
         title="Novel Task Manager",
         version=__version__,
         description=(
@@ -144,11 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         should_group_untemplated=True,
     ).instrument(app)
 
-    # Added innermost first: the gate authenticates before routing; the NUL guard refuses
-    # a NUL in path, query or headers before the gate could look a credential up; CatchAll
-    # sits inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
+    # Added innermost first: the gate authenticates before routing; CatchAll sits
+    # inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
     app.add_middleware(ApiGateMiddleware)
-    app.add_middleware(NulGuardMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
         CORSMiddleware,
