@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from app import __version__
 from app.api import api_router, dashboard
 from app.api import health as health_api
+from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
 from app.config import Settings, describe_settings_error, get_settings
@@ -129,9 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         should_group_untemplated=True,
     ).instrument(app)
 
-    # Added innermost first: the gate authenticates before routing; CatchAll sits
-    # inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
+    # Added innermost first: the gate authenticates before routing; the NUL guard refuses
+    # a NUL in path, query or headers before the gate could look a credential up; CatchAll
+    # sits inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
     app.add_middleware(ApiGateMiddleware)
+    app.add_middleware(NulGuardMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
         CORSMiddleware,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Response
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep
 from app.api.responses import problems
+from app.schemas.common import Text
 from app.schemas.user import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, TokenRead
 from app.services import auth as auth_service
 from app.services import users as user_service
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/login", response_model=TokenRead, responses=problems(401, 422, 429))
 async def login(
-    username: Annotated[str, Form(max_length=320, description="The account's email")],
-    password: Annotated[str, Form(max_length=1024)],
+    username: Annotated[Text, Form(max_length=320, description="The account's email")],
+    password: Annotated[Text, Form(max_length=1024)],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -13,6 +13,7 @@ from app.config import Settings
 from app.database import get_db
 from app.errors import Forbidden, Unauthorized
 from app.models import User
+from app.schemas.common import MAX_PAGE, MAX_PAGE_SIZE
 
 
 # async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool.
@@ -61,3 +62,12 @@ async def require_admin(user: Annotated[User, Depends(get_current_user)]) -> Use
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(require_admin)]
+
+
+# Shared by every paginated route: a page past MAX_PAGE is 422, never an OFFSET overflow.
+PageQuery = Annotated[
+    int, Query(ge=1, le=MAX_PAGE, description=f"Page number, from 1 (at most {MAX_PAGE})")
+]
+PageSizeQuery = Annotated[
+    int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page (1-{MAX_PAGE_SIZE})")
+]

@@ -51,10 +51,22 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body, exc.status_code, dict(exc.headers or {}))
 
 
+def _printable(part: Any) -> Any:
+    """A location part or message that JSON can carry: a client's JSON key may hold a lone
+    surrogate (``{"\\ud800": 1}``), which would make the 422 itself fail to encode."""
+    if isinstance(part, str) and not part.isascii():
+        return part.encode("utf-8", "backslashreplace").decode("utf-8")
+    return part
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        {
+            "loc": [_printable(part) for part in err.get("loc", ())],
+            "msg": _printable(err.get("msg", "")),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
-from app.api.deps import CurrentUser, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.deps import (
+    CurrentUser,
+    PageQuery,
+    PageSizeQuery,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
 from app.api.responses import problems
 from app.schemas.common import Page
 from app.schemas.project import ProjectCreate, ProjectRead, ProjectUpdate
@@ -25,8 +32,8 @@ async def create_project(body: ProjectCreate, session: SessionDep, user: Current
 async def list_projects(
     session: SessionDep,
     user: CurrentUser,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 20,
 ) -> Any:
     items, total = await project_service.list_projects(
         session, user, offset=(page - 1) * page_size, limit=page_size

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
-from app.api.deps import CurrentUser, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.deps import (
+    CurrentUser,
+    PageQuery,
+    PageSizeQuery,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
 from app.api.responses import problems
 from app.models import FileStorage, LogLevel, Task, TaskStatus
 from app.schemas.common import Page
@@ -28,8 +35,6 @@ from app.services import tasks as task_service
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=problems(401, 422))
 
-PageQuery = Annotated[int, Query(ge=1, description="Page number, from 1")]
-PageSizeQuery = Annotated[int, Query(ge=1, le=100, description="Items per page (1-100)")]
 IdempotencyKey = Annotated[
     str | None,
     Header(

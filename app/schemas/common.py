@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -22,10 +23,45 @@ class Page(BaseModel, Generic[T]):
     page_size: int
 
 
-class PageParams(BaseModel):
-    page: int = Field(default=1, ge=1)
-    page_size: int = Field(default=20, ge=1, le=100)
+# (MAX_PAGE - 1) * MAX_PAGE_SIZE must fit the databases' 64-bit OFFSET with room to
+# spare; a larger page is refused with 422 instead of overflowing in the database.
+MAX_PAGE = 1_000_000_000
+MAX_PAGE_SIZE = 100
 
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size
+
+def unsafe_text_reason(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None when it can.
+
+    PostgreSQL refuses NUL in text and both drivers refuse lone surrogates
+    (which JSON's ``\\ud800`` escapes can produce), so such strings are turned
+    away with 422 where they come in, never reaching a query.
+    """
+    if "\x00" in value:
+        return "must not contain NUL (U+0000) characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def _refuse_unsafe_text(value: Any) -> Any:
+    if isinstance(value, str) and (reason := unsafe_text_reason(value)) is not None:
+        raise PydanticCustomError("unsafe_text", reason)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_refuse_unsafe_text)]
+"""A client string that is checked like every request-body field (form fields use it)."""
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: strict, no unknown fields, every string storable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return _refuse_unsafe_text(value)

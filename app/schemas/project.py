@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from app.schemas.common import ReadModel
+from app.schemas.common import ReadModel, RequestModel
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class ProjectCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
 
 
-class ProjectUpdate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class ProjectUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
 

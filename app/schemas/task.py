@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from app.models import TaskStatus
-from app.schemas.common import ReadModel
+from app.schemas.common import ReadModel, RequestModel
 
 TaskSort = Literal[
     "uploaded_at", "-uploaded_at", "priority", "-priority", "file_name", "-file_name"
@@ -38,10 +38,8 @@ class TaskRead(ReadModel):
     updated_at: datetime
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(RequestModel):
     """PATCH body: any of these. ``status`` may only be ``cancelled`` or ``pending`` (retry)."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
 
     status: Literal["cancelled", "pending"] | None = None
     priority: int | None = Field(default=None, ge=0, le=10)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from app.schemas.common import ReadModel
+from app.schemas.common import ReadModel, RequestModel
 
 
 class UserRead(ReadModel):
@@ -17,9 +17,7 @@ class UserRead(ReadModel):
     created_at: datetime
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class UserCreate(RequestModel):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
     role: Literal["admin", "user"] = "user"
@@ -31,9 +29,7 @@ class TokenRead(BaseModel):
     expires_in: int
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100)
 
 

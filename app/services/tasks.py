@@ -8,6 +8,7 @@ write anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from app.models import (
 from app.models.base import new_id, utcnow
 from app.processors.registry import processor_names
 from app.queue.enqueue import dequeue, enqueue, set_priority
+from app.schemas.common import unsafe_text_reason
 from app.services import storage
 from app.services.access import get_owned, scope_to_owner
 from app.services.uploads import ReceivedForm, receive_form, validate
@@ -47,6 +49,9 @@ SORTS = {
     "file_name": (Task.file_name.asc(), Task.id.asc()),
     "-file_name": (Task.file_name.desc(), Task.id.desc()),
 }
+
+
+_PRIORITY = re.compile(r"[0-9]{1,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +72,22 @@ class TaskFilters:
 
 def parse_upload_options(fields: dict[str, str]) -> UploadOptions:
     """The optional form fields of an upload, validated like a request body (422)."""
-    errors: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = [
+        {"loc": ["body", name], "msg": reason, "type": "unsafe_text"}
+        for name, value in fields.items()
+        if (reason := unsafe_text_reason(value)) is not None
+    ]
+    if errors:  # nothing else is looked at: these values must not reach a query
+        raise Unprocessable(
+            f"{errors[0]['loc'][-1]}: {errors[0]['msg']}",
+            code="validation_error",
+            extra={"errors": errors},
+        )
     priority = 5
-    raw_priority = fields.get("priority", "").strip()
+    raw_priority = fields.get("priority", "")
     if raw_priority:
-        if not raw_priority.isdigit() or not 0 <= int(raw_priority) <= 10:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+        if _PRIORITY.fullmatch(raw_priority) is None or not 0 <= int(raw_priority) <= 10:
             errors.append(
                 {"loc": ["body", "priority"], "msg": "must be an integer from 0 to 10",
                  "type": "priority_range"}
