@@ -12,6 +12,10 @@ It replaces a connection that sat idle for ``WORKER_IDLE_RECONNECT_SECONDS``
 instead, and otherwise relies on the pool being invalidated by the first
 error after a disconnect; the queue survives that error (a failed claim is
 retried, an attempt whose completion failed is retried after its lease).
+
+Both engines hide statement parameters from their errors (``hide_parameters``):
+an unexpected database error gets logged, and its parameters may be a password
+hash, an API key's hash or a user's text.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ def create_engine_for(settings: Settings, *, for_workers: bool = False) -> Async
         engine = create_async_engine(
             settings.database_url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -71,6 +76,7 @@ def create_engine_for(settings: Settings, *, for_workers: bool = False) -> Async
         max_overflow=settings.database_pool_size,
         pool_pre_ping=not for_workers,
         pool_recycle=1800,
+        hide_parameters=True,
     )
     if for_workers:
         event.listen(engine.sync_engine.pool, "checkin", _stamp_checkin)
