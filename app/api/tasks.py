@@ -16,6 +16,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
+from app.api.disposition import attachment
 from app.api.responses import problems
 from app.models import FileStorage, LogLevel, Task, TaskStatus
 from app.schemas.common import Page
@@ -302,5 +303,9 @@ async def download_file(
         download.path,
         media_type=download.content_type,
         filename=download.filename,
-        headers={"ETag": etag, "Cache-Control": "private, max-age=0"},
+        headers={
+            "ETag": etag,
+            "Cache-Control": "private, max-age=0",
+            "Content-Disposition": attachment(download.filename),
+        },
     )

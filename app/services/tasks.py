@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
@@ -455,6 +455,12 @@ class Download:
     size: int
 
 
+def result_download_name(task: Task, row: FileStorage) -> str:
+    """The ``report.json`` of ``pride_and_prejudice.txt`` is ``pride_and_prejudice.report.json``."""
+    stem = PurePosixPath(task.file_name).stem.strip() or "manuscript"
+    return f"{stem}.{row.name}"
+
+
 async def get_download(
     session: AsyncSession, settings: Settings, user: User, task_id: str, name: str
 ) -> Download:
@@ -472,7 +478,8 @@ async def get_download(
     if row is None:
         raise NotFound(f"Task {task_id} has no file named {name!r}", code="file_not_found")
     path = storage.absolute(settings.upload_dir, row.storage_path)
-    filename = task.file_name if row.kind == FileKind.UPLOAD else row.name
+    # named after the manuscript, so downloads of several books never overwrite each other
+    filename = task.file_name if row.kind == FileKind.UPLOAD else result_download_name(task, row)
     return Download(
         path=path,
         filename=filename,

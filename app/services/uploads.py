@@ -126,7 +126,16 @@ class _FormReceiver:
         filename = options.get(b"filename")
         self._field_name = name
         self._field_value.clear()
-        if filename is not None and name == self.file_field:
+        if filename is not None and name != self.file_field:
+            expected = self.file_field
+            raise Unprocessable(
+                f"Files go in the form field {expected!r}, not {name[:50]!r}",
+                code="invalid_form",
+                extra={"errors": [{"loc": ["body", name[:50]],
+                                   "msg": f"unexpected file field: use {expected!r}",
+                                   "type": "invalid_form"}]},
+            )  # fmt: skip
+        if filename is not None:
             if len(self.files) >= self.max_files:
                 raise Unprocessable(
                     f"At most {self.max_files} files may be sent at once", code="too_many_files"

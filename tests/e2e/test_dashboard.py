@@ -303,7 +303,7 @@ def test_a_task_page_follows_the_task_and_downloads_report_json(
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download report.json").click()
     download = download_info.value
-    assert download.suggested_filename == "report.json"
+    assert download.suggested_filename == "garden.report.json"  # named after the manuscript
     assert json.loads(Path(download.path()).read_text(encoding="utf-8")) == report
     names = [f["name"] for f in server.api("GET", f"/tasks/{task_id}/files", user).json()]
     assert {"report.json", "summary.md"} <= set(names)
@@ -312,6 +312,7 @@ def test_a_task_page_follows_the_task_and_downloads_report_json(
         expect(page.get_by_role("button", name=f"Download {name}", exact=True)).to_be_enabled()
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download summary.md").click()
+    assert download_info.value.suggested_filename == "garden.summary.md"
     summary = Path(download_info.value.path()).read_text(encoding="utf-8")
     assert summary.startswith("# Summary")
 

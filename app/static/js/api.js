@@ -163,12 +163,31 @@ export function uploadFiles(files, fields, onProgress) {
   });
 }
 
-/** Fetch a file with the credential and save it through an object URL. */
+/** The file name a Content-Disposition header gives (filename* first), or null. */
+export function dispositionName(header) {
+  if (!header) return null;
+  const extended = /filename\*\s*=\s*utf-8''([^;]+)/i.exec(header);
+  if (extended) {
+    try {
+      return decodeURIComponent(extended[1].trim());
+    } catch {
+      // fall back to the plain name
+    }
+  }
+  const plain = /filename\s*=\s*"([^"]*)"/i.exec(header);
+  return plain ? plain[1] : null;
+}
+
+/**
+ * Fetch a file with the credential and save it through an object URL, under the
+ * name the server gives (the manuscript's: pride_and_prejudice.report.json).
+ */
 export async function download(url, name) {
   const response = await send(url, { headers: { Accept: "*/*" } });
   const blob = await response.blob();
+  const saveAs = dispositionName(response.headers.get("Content-Disposition")) || name;
   const objectUrl = URL.createObjectURL(blob);
-  const link = Object.assign(document.createElement("a"), { href: objectUrl, download: name });
+  const link = Object.assign(document.createElement("a"), { href: objectUrl, download: saveAs });
   link.hidden = true;
   document.body.append(link);
   link.click();
