@@ -70,6 +70,7 @@ def main() -> None:
         port=settings.api_port,
         reload=False,
         log_config=None,
+        proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (app/api/proxies.py)
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
 

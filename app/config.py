@@ -7,6 +7,7 @@ instance. Tests build ``Settings(...)`` directly and hand it to
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -65,7 +66,12 @@ class Settings(BaseSettings):
 
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
+    # Requests without a valid credential, per client IP (guessed keys, expired tokens).
+    anonymous_rate_limit: str = "100/minute"
     rate_limit_storage_uri: str = "memory://"
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs, networks or
+    # "*"); empty: none, the client is the connection's peer whatever the headers say.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
 
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -79,10 +85,24 @@ class Settings(BaseSettings):
             data["log_format"] = "json" if data.get("environment") == "production" else "console"
         return data
 
-    @field_validator("allowed_extensions", "cors_origins", mode="before")
+    @field_validator("allowed_extensions", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"expected IP addresses, networks (10.0.0.0/8) or *, got {entry!r}"
+                ) from None
+        return value
 
     @field_validator("allowed_extensions")
     @classmethod
@@ -136,7 +156,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
 
-    @field_validator("rate_limit", "login_rate_limit")
+    @field_validator("rate_limit", "login_rate_limit", "anonymous_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         try:

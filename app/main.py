@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.api import api_router, dashboard
@@ -18,6 +19,7 @@ from app.api import health as health_api
 from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
+from app.api.proxies import ClientAddressMiddleware
 from app.config import Settings, describe_settings_error, get_settings
 from app.database import create_engine_for, create_session_factory
 from app.events.going_away import close_live_connections_on_stop
@@ -102,10 +104,22 @@ def load_settings() -> Settings:
         raise SystemExit(describe_settings_error(exc)) from None
 
 
+class NovelTaskManager(FastAPI):
+    """The service's FastAPI app: the client's address is settled before anything else runs.
+
+    ``ClientAddressMiddleware`` needs the server's own ``send``, so it wraps the
+    whole stack, outside Starlette's error middleware (``app.api.proxies``).
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return ClientAddressMiddleware(stack, self.state.settings.forwarded_allow_ips)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = FastAPI(
+    app = NovelTaskManager(
         title="Novel Task Manager",
         version=__version__,
         description=(

@@ -174,6 +174,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "log_level": "WARNING",
             "rate_limit": "10000/minute",
             "login_rate_limit": "10000/minute",
+            "anonymous_rate_limit": "10000/minute",
             "task_lease_seconds": 30,
             "worker_poll_seconds": 0.5,
             "_env_file": None,

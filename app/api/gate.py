@@ -4,8 +4,10 @@ FastAPI parses and validates a request body before it runs dependencies, so
 an auth dependency alone would let a bad body answer 422 before 401. This pure
 ASGI middleware authenticates every /api/v1 HTTP request (except login) up
 front, stores the user in the request state for ``CurrentUser``, and counts
-the request against ``RATE_LIMIT`` per credential (per client IP for the
-login route). Every /api/v1 response carries the ``RateLimit-*`` headers.
+the request against ``RATE_LIMIT`` per credential, ``LOGIN_RATE_LIMIT`` per
+client IP for the login route, and ``ANONYMOUS_RATE_LIMIT`` per client IP for
+a request without a valid credential (its 401 turns into 429 once the IP is
+over). Every /api/v1 response carries the ``RateLimit-*`` headers.
 WebSocket connections authenticate in their handler (they must be accepted
 before they can be closed with 1008).
 """
@@ -68,19 +70,19 @@ class ApiGateMiddleware:
         decision: Decision | None = None
         try:
             if path == LOGIN_PATH:
-                client = scope.get("client")
-                key = f"login:{client[0] if client else 'unknown'}"
+                key = f"login:{client_ip(scope)}"
                 decision = await limiter.hit(settings.login_rate_limit, key)
             else:
-                headers = Headers(scope=scope)
-                token = bearer_token(headers)
-                if token is None and _accepts_query_token(path):
-                    token = QueryParams(scope.get("query_string", b"")).get("token") or None
-                if token is None:
-                    raise Unauthorized("Not authenticated: send Authorization: Bearer <token>")
-                user = await authenticate(state, token)
-                scope.setdefault("state", {})["user"] = user
-                decision = await limiter.hit(settings.rate_limit, f"user:{user.id}")
+                try:
+                    user = await _user_of(state, scope, path)
+                except Unauthorized:
+                    key = f"anonymous:{client_ip(scope)}"
+                    decision = await limiter.hit(settings.anonymous_rate_limit, key)
+                    if decision.allowed:
+                        raise
+                else:
+                    scope.setdefault("state", {})["user"] = user
+                    decision = await limiter.hit(settings.rate_limit, f"user:{user.id}")
             if not decision.allowed:
                 raise RateLimited(
                     f"Too many requests: the limit is {decision.limit} per window; "
@@ -102,6 +104,22 @@ class ApiGateMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def client_ip(scope: Scope) -> str:
+    """The client's address as the app sees it (see ``app.api.client``)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _user_of(state: Any, scope: Scope, path: str) -> User:
+    """The user behind the request's credential; ``Unauthorized`` without a valid one."""
+    token = bearer_token(Headers(scope=scope))
+    if token is None and _accepts_query_token(path):
+        token = QueryParams(scope.get("query_string", b"")).get("token") or None
+    if token is None:
+        raise Unauthorized("Not authenticated: send Authorization: Bearer <token>")
+    return await authenticate(state, token)
 
 
 def _rate_headers(decision: Decision | None) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from app.api.live import MAX_FRAME_BYTES
 from tests.conftest import ROOT, migrate
 from tests.e2e.processors import PROCESSORS_SETTING
 
@@ -107,6 +108,7 @@ def run_server(root: Path, workers: int = 2) -> Iterator[Server]:
         "SECRET_KEY": "e2e-secret-key-that-is-long-enough-0123456789",
         "RATE_LIMIT": "10000/minute",
         "LOGIN_RATE_LIMIT": "10000/minute",
+        "ANONYMOUS_RATE_LIMIT": "10000/minute",
         "PROCESSORS": PROCESSORS_SETTING,
         "SHUTDOWN_GRACE_SECONDS": "1",
         "LOG_LEVEL": "WARNING",
@@ -115,6 +117,7 @@ def run_server(root: Path, workers: int = 2) -> Iterator[Server]:
     }
     log_path = root / "server.log"
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--no-access-log"]
+    command += ["--ws-max-size", str(MAX_FRAME_BYTES)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],

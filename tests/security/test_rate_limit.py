@@ -90,3 +90,53 @@ async def test_health_and_metrics_are_not_limited(make_settings: Callable[..., S
     ):
         codes = {(await c.get("/health")).status_code for _ in range(3)}
     assert codes == {200}
+
+
+async def test_requests_without_a_valid_credential_are_limited_per_ip(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Guessed keys, bad tokens and missing credentials share one per-IP budget."""
+    settings = make_settings(anonymous_rate_limit="3/minute", rate_limit="100/minute")
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        user = await make_user(app_sessions(app))
+        attempts = [
+            {"Authorization": "Bearer ntm_abcdefgh_guessed-secret"},
+            {"Authorization": "Bearer not.a.jwt"},
+            {},
+            {"Authorization": "Bearer ntm_zyxwvuts_another-guess"},
+        ]
+        responses = [await c.get("/api/v1/tasks/", headers=h) for h in attempts]
+        assert [r.status_code for r in responses] == [401, 401, 401, 429]
+        assert [r.headers.get("ratelimit-remaining") for r in responses] == ["2", "1", "0", "0"]
+        assert all(r.headers["ratelimit-limit"] == "3" for r in responses)
+        assert all(int(r.headers["ratelimit-reset"]) <= 60 for r in responses)
+        assert responses[0].headers["www-authenticate"] == "Bearer"
+        over = responses[-1]
+        assert over.headers["content-type"] == "application/problem+json"
+        assert over.json()["code"] == "rate_limited"
+        assert 1 <= int(over.headers["retry-after"]) <= 60
+        # a valid credential from the same IP is counted on its own budget
+        valid = await c.get("/api/v1/users/me", headers=bearer(settings, user))
+        assert valid.status_code == 200
+        assert valid.headers["ratelimit-limit"] == "100"
+        # the SSE query token is a credential too: a bad one counts as anonymous
+        sse = await c.get("/api/v1/tasks/x/events?token=ntm_bad_guess")
+        assert sse.status_code == 429
+
+
+async def test_the_anonymous_budget_is_per_client_ip(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(anonymous_rate_limit="1/minute")
+    app = create_app(settings)
+    async with LifespanManager(app):
+        codes = []
+        for ip in ("192.0.2.1", "192.0.2.1", "192.0.2.2"):
+            transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                codes.append((await c.get("/api/v1/users/me")).status_code)
+    assert codes == [401, 429, 401]
