@@ -1,4 +1,8 @@
-"""Exporting tasks as CSV or JSON, streamed from a server-side cursor in constant memory."""
+"""Exporting tasks as CSV or JSON, streamed from a server-side cursor in constant memory.
+
+CSV cells that a spreadsheet would run as a formula are neutralised (OWASP's
+CSV-injection rule); JSON carries every value as it is.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +25,24 @@ COLUMNS = (
 )  # fmt: skip
 
 
+# OWASP's CSV-injection rule: a cell starting with one of these is a formula (or the
+# start of one) to a spreadsheet, so it is written with a leading single quote.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
 def _row(task: Task) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for column in COLUMNS:
         value = getattr(task, column)
         row[column] = value.isoformat() if hasattr(value, "isoformat") else value
     return row
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that no spreadsheet will evaluate (numbers and empty cells unchanged)."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
 
 
 async def _tasks(
@@ -48,7 +64,7 @@ async def export_csv(
     writer.writeheader()
     async for chunk in _tasks(sessions, user, filters):
         for task in chunk:
-            writer.writerow(_row(task))
+            writer.writerow({k: spreadsheet_safe(v) for k, v in _row(task).items()})
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
