@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from app import __version__
 from app.api import api_router, dashboard
+from app.api import docs as api_docs
 from app.api import health as health_api
 from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
@@ -127,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "(WebSocket or SSE) and download the report."
         ),
         lifespan=_lifespan(settings),
+        docs_url=None,  # /docs and /redoc come from app.api.docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
@@ -134,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_api.router)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files, name="static")
+    app.include_router(api_docs.router)
+    app.mount(api_docs.ASSETS_URL, api_docs.assets, name="docs-assets")
     app.include_router(api_router)
 
     registry = build_registry()
