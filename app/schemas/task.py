@@ -39,9 +39,18 @@ class TaskRead(ReadModel):
 
 
 class TaskUpdate(RequestModel):
-    """PATCH body: any of these. ``status`` may only be ``cancelled`` or ``pending`` (retry)."""
+    """PATCH body: any of these. ``status`` may only be ``cancelled`` or ``pending`` (retry).
 
-    status: Literal["cancelled", "pending"] | None = None
+    Any other status is a transition the task cannot make (409), not a bad body (422).
+    """
+
+    status: Literal["pending", "processing", "completed", "failed", "cancelled"] | None = Field(
+        default=None,
+        description=(
+            "`cancelled` to cancel, `pending` to retry a failed or cancelled task; "
+            "any other status, or the current one, is an impossible transition (409)"
+        ),
+    )
     priority: int | None = Field(default=None, ge=0, le=10)
     project_id: str | None = None
 

@@ -363,15 +363,24 @@ async def change_priority(session: AsyncSession, task: Task, priority: int) -> N
 async def update_task(
     session: AsyncSession, user: User, task_id: str, changes: dict[str, Any]
 ) -> Task:
-    """Apply a PATCH: status (cancelled | pending), priority, project_id."""
+    """Apply a PATCH: status (cancelled | pending), priority, project_id.
+
+    A status a user cannot ask for (processing, completed, failed) is an
+    impossible transition: 409, before anything else changes.
+    """
     task = await get_owned(session, Task, task_id, user)
+    status = changes.get("status")
+    if status is not None and status not in (TaskStatus.CANCELLED, TaskStatus.PENDING):
+        raise InvalidTransition(
+            f"Task {task.id} is {task.status} and cannot be set to {status}: ask for "
+            "cancelled (to cancel) or pending (to retry a failed or cancelled task)"
+        )
     if "project_id" in changes:
         project_id = changes["project_id"]
         if project_id is not None:
             await get_owned(session, Project, project_id, user)
         task.project_id = project_id
         await session.flush()
-    status = changes.get("status")
     if status == TaskStatus.CANCELLED:
         await cancel(session, task)
     elif status == TaskStatus.PENDING:

@@ -132,15 +132,44 @@ async def test_priority_changes_only_while_pending(
 
 @pytest.mark.parametrize(
     "body",
-    [{"status": "completed"}, {"status": "processing"}, {"priority": 11}, {"priority": "5"},
-     {"colour": "red"}],
-)  # fmt: skip
+    [{"status": "done"}, {"status": 1}, {"priority": 11}, {"priority": "5"}, {"colour": "red"}],
+)
 async def test_bad_patch_bodies_are_422(
     upload: Upload, client: httpx.AsyncClient, headers: dict[str, str], body: dict[str, object]
 ) -> None:
     task_id = (await upload()).json()["id"]
     response = await client.patch(f"{API}/{task_id}", json=body, headers=headers)
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("current", ["pending", "processing", "completed", "failed", "cancelled"])
+async def test_statuses_a_user_cannot_ask_for_are_409(
+    upload: Upload, client: httpx.AsyncClient, headers: dict[str, str], app: FastAPI,
+    current: str,
+) -> None:  # fmt: skip
+    """API.md: any transition but cancel and retry, or to the current state, is 409."""
+    task_id = (await upload()).json()["id"]
+    project = await client.post("/api/v1/projects", json={"name": "P"}, headers=headers)
+    await set_status(app, task_id, current)
+    for status in ("processing", "completed", "failed", current):
+        body = {"status": status, "project_id": project.json()["id"]}
+        response = await client.patch(f"{API}/{task_id}", json=body, headers=headers)
+        assert response.status_code == 409, (current, status, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid_transition"
+    task = (await client.get(f"{API}/{task_id}", headers=headers)).json()
+    assert (task["status"], task["project_id"]) == (current, None)  # nothing changed
+
+
+def test_the_patch_schema_names_every_status() -> None:
+    from typing import get_args
+
+    from app.models import TaskStatus
+    from app.schemas.task import TaskUpdate
+
+    literal = TaskUpdate.model_fields["status"].annotation
+    named = {value for arg in get_args(literal) for value in get_args(arg)}
+    assert named == {status.value for status in TaskStatus}
 
 
 async def test_completed_tasks_cannot_be_cancelled_or_retried(
