@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
@@ -54,6 +54,10 @@ def _refuse_unsafe_text(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(_refuse_unsafe_text)]
 """A client string that is checked like every request-body field (form fields use it)."""
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"\S")]
+"""A name (of a project, an API key): stored without surrounding whitespace, and one of
+only whitespace is refused with 422. Add ``Field(min_length=1, max_length=…)``."""
 
 
 class RequestModel(BaseModel):

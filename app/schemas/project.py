@@ -6,16 +6,16 @@ from datetime import datetime
 
 from pydantic import Field
 
-from app.schemas.common import ReadModel, RequestModel
+from app.schemas.common import Name, ReadModel, RequestModel
 
 
 class ProjectCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
 
 
 class ProjectUpdate(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
 
 

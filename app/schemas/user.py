@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import ReadModel, RequestModel
+from app.schemas.common import Name, ReadModel, RequestModel
 
 
 class UserRead(ReadModel):
@@ -30,7 +30,7 @@ class TokenRead(BaseModel):
 
 
 class ApiKeyCreate(RequestModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Name = Field(min_length=1, max_length=100)
 
 
 class ApiKeyRead(ReadModel):
