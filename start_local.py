@@ -39,6 +39,7 @@ def main() -> None:
     from alembic.config import Config
 
     from alembic import command
+    from app.api.live import MAX_FRAME_BYTES
     from app.config import describe_settings_error, get_settings
 
     try:
@@ -50,9 +51,11 @@ def main() -> None:
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, "head")
 
-    api_key = asyncio.run(local_admin.bootstrap(settings))
+    api_key = asyncio.run(local_admin.bootstrap(settings, data_dir))
     host = "localhost" if settings.api_host in ("127.0.0.1", "0.0.0.0") else settings.api_host  # noqa: S104
     base = f"http://{host}:{settings.api_port}"
+    kept = "new, kept" if api_key.created else "kept"
+    key_file = api_key.path.relative_to(ROOT)
     print(
         f"\n  Novel Task Manager\n"
         f"  Dashboard:  {base}/\n"
@@ -61,7 +64,11 @@ def main() -> None:
         f"  Workers:    {settings.worker_concurrency} in this process\n"
         f"  Admin:      {settings.admin_email}{stored}\n"
         f"  Password:   {settings.admin_password}\n"
-        f"  API key:    {api_key}  (new on every start; revoke old ones in the dashboard or API)\n",
+        f"  API key:    {api_key.key}\n"
+        f"              ({kept} in {key_file}, mode 0600; reused by every start while valid)\n"
+        f"  Revoke it:  curl -X DELETE -H 'Authorization: Bearer {api_key.key}' \\\n"
+        f"                {base}/api/v1/auth/api-keys/{api_key.id}\n"
+        f"              (the next start then makes a new one)\n",
         flush=True,
     )
     uvicorn.run(
@@ -72,6 +79,7 @@ def main() -> None:
         log_config=None,
         proxy_headers=False,  # the app applies FORWARDED_ALLOW_IPS itself (app/api/proxies.py)
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        ws_max_size=MAX_FRAME_BYTES,  # a bigger WebSocket frame is refused unread
     )
 
 

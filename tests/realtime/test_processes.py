@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from httpx_ws import aconnect_ws
 from sqlalchemy import update
 
+from app.api.live import MAX_FRAME_BYTES
 from app.config import Settings
 from app.events.publish import TaskEvent
 from app.models import Task, User
@@ -134,6 +135,7 @@ async def test_sigterm_with_open_sse_and_websocket_exits_within_the_grace_period
         "PYTHONPATH": str(ROOT),
     }
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    command += ["--ws-max-size", str(MAX_FRAME_BYTES)]
     log_path = settings.upload_dir.parent / "api.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(  # noqa: ASYNC220 - a server process, started once
@@ -163,6 +165,17 @@ async def test_sigterm_with_open_sse_and_websocket_exits_within_the_grace_period
                 assert json.loads(await ws.recv()) == {"type": "pong"}
                 started = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
+                # the WebSocket is closed "going away" (not uvicorn's 1012), the SSE stream ends
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), timeout=10)
+                assert closed.value.rcvd is not None
+                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                    1001,
+                    "The server is shutting down",
+                )
+                async with asyncio.timeout(10):
+                    async for _ in lines:
+                        pass
                 code = await asyncio.to_thread(proc.wait, 15)
                 took = time.monotonic() - started
         # uvicorn shuts down gracefully, then exits by the signal it caught (or 0)
