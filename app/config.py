@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=5.0, gt=0)
     task_retry_backoff_seconds: float = Field(default=2.0, ge=0)
     processors: Annotated[dict[str, str], NoDecode] = {}
+    processor_memory_limit_mb: int = Field(default=2048, ge=0)
+    """Address-space limit of each CPU-bound attempt's process (RLIMIT_AS); 0 = none."""
+    worker_stall_seconds: float = Field(default=10.0, gt=0)
+    """/health is unhealthy when a pool had a free slot and due work waited this long."""
 
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"

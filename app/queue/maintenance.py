@@ -9,12 +9,15 @@ whose lease ran out (their worker died), deletes files past their
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+import anyio
+from sqlalchemy import delete, exists, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -23,6 +26,8 @@ from app.models import FileStorage, LogLevel, Task, TaskQueue, TaskStatus, Worke
 from app.models.base import utcnow
 from app.queue.attempts import (
     _EVENT_COLUMNS,
+    _QUEUE,
+    _TASKS,
     _finish_failed,
     _log,
     _publish,
@@ -69,9 +74,16 @@ async def heartbeat(
     settings: Settings,
     worker_id: str,
     concurrency: int,
-    running: dict[str, int],
-) -> set[str]:
-    """Renew this worker's leases; the running task ids it no longer owns (fenced out)."""
+    running: list[tuple[str, int]],
+) -> set[tuple[str, int]]:
+    """Renew this worker's leases; the running ``(task id, attempt)`` pairs it no longer owns.
+
+    The renewal is one fenced UPDATE: a lease is renewed only while the task is
+    still ``processing`` under that very attempt and claimed by this worker, and
+    the rows it returns are the attempts still owned. Any other attempt was fenced
+    out (cancelled, reclaimed, finished meanwhile): the caller decides what that
+    means for an attempt that is finishing on its own.
+    """
     now = utcnow()
     async with sessions() as session, session.begin():
         alive = await session.execute(
@@ -89,22 +101,31 @@ async def heartbeat(
             )
         if not running:
             return set()
-        await session.execute(
-            update(TaskQueue)
-            .where(TaskQueue.worker_id == worker_id, TaskQueue.task_id.in_(list(running)))
-            .values(locked_until=now + timedelta(seconds=settings.task_lease_seconds))
-        )
-        owned = await session.execute(
-            select(Task.id, Task.attempt)
-            .join(TaskQueue, TaskQueue.task_id == Task.id)
+        renewed = await session.execute(
+            update(_QUEUE)
             .where(
-                TaskQueue.worker_id == worker_id,
-                Task.status == TaskStatus.PROCESSING,
-                Task.id.in_(list(running)),
+                _QUEUE.c.worker_id == worker_id,
+                _QUEUE.c.task_id.in_({task_id for task_id, _ in running}),
+                exists(
+                    select(_TASKS.c.id).where(
+                        _TASKS.c.id == _QUEUE.c.task_id,
+                        _TASKS.c.status == TaskStatus.PROCESSING,
+                        tuple_(_TASKS.c.id, _TASKS.c.attempt).in_(running),
+                    )
+                ),
             )
+            .values(locked_until=now + timedelta(seconds=settings.task_lease_seconds))
+            .returning(_QUEUE.c.task_id)
         )
-        still = {(task_id, attempt) for task_id, attempt in owned.all()}
-    return {task_id for task_id, attempt in running.items() if (task_id, attempt) not in still}
+        owned = set(renewed.scalars())
+    latest: dict[str, int] = {}
+    for task_id, attempt in running:
+        latest[task_id] = max(attempt, latest.get(task_id, attempt))
+    return {
+        (task_id, attempt)
+        for task_id, attempt in running
+        if task_id not in owned or attempt < latest[task_id]
+    }
 
 
 async def _won_lock(session: AsyncSession) -> bool:
@@ -138,6 +159,8 @@ async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[in
         if task is None or task.status != TaskStatus.PROCESSING:
             await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
             continue
+        # read before the UPDATE below, which refreshes ``task`` in the session
+        retry_count, max_retries, attempt = task.retry_count, task.max_retries, task.attempt
         # Leaving "processing" fences out the worker that stopped responding: its
         # writes require that status, and the next claim starts a new attempt.
         values: dict[str, Any] = {
@@ -145,8 +168,8 @@ async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[in
             "updated_at": now,
             "progress": 0,
         }
-        if task.retry_count < task.max_retries:
-            delay = backoff_seconds(settings, task.retry_count)
+        if retry_count < max_retries:
+            delay = backoff_seconds(settings, retry_count)
             values |= {"status": TaskStatus.PENDING, "stage": "queued",
                        "retry_count": Task.retry_count + 1}  # fmt: skip
             row = await _update_returning(session, task_id, values)
@@ -154,9 +177,9 @@ async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[in
             await session.execute(
                 _log(
                     task_id,
-                    task.attempt,
+                    attempt,
                     "The worker running this task stopped responding (its lease expired); "
-                    f"retry {task.retry_count + 1} of {task.max_retries} in {delay:.1f} s.",
+                    f"retry {retry_count + 1} of {max_retries} in {delay:.1f} s.",
                     LogLevel.WARNING,
                 )
             )
@@ -164,13 +187,13 @@ async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[in
             reclaimed += 1
         else:
             message = (
-                f"The worker running this task stopped responding {task.retry_count + 1} times "
+                f"The worker running this task stopped responding {retry_count + 1} times "
                 "(its lease expired); giving up."
             )
             values |= {"status": TaskStatus.FAILED, "stage": "failed", "completed_at": now,
                        "error_message": message, "progress": task.progress}  # fmt: skip
             row = await _update_returning(session, task_id, values)
-            await _finish_failed(session, settings, task_id, task.attempt, message, row)
+            await _finish_failed(session, settings, task_id, attempt, message, row)
             failed += 1
     return reclaimed, failed
 
@@ -225,3 +248,61 @@ async def run_maintenance(
 async def pending_count(session: AsyncSession) -> int:
     query = select(func.count()).select_from(TaskQueue).where(TaskQueue.worker_id.is_(None))
     return int((await session.execute(query)).scalar_one())
+
+
+ATTEMPT_DIR = re.compile(r"attempt-([0-9]+)\.tmp")
+SWEEP_CHUNK = 500
+
+
+def _attempt_dirs(upload_dir: Path) -> list[tuple[str, int, Path]]:
+    """Every ``tasks/<id>/attempt-N.tmp`` directory under ``upload_dir``."""
+    found = []
+    root = storage.task_dir(upload_dir, "-").parent
+    if not root.is_dir():
+        return []
+    for task_path in root.iterdir():
+        if not task_path.is_dir():
+            continue
+        for entry in task_path.iterdir():
+            match = ATTEMPT_DIR.fullmatch(entry.name)
+            if match:
+                found.append((task_path.name, int(match[1]), entry))
+    return found
+
+
+async def sweep_attempt_dirs(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Remove attempt directories of attempts that are no longer current; how many.
+
+    An attempt is current while its task is ``processing`` under that attempt
+    number (on this worker or another); any other directory was left by a
+    worker that died (or by a process that outlived it) and nobody will use it.
+    Attempt numbers only grow, so a directory seen here can never become current.
+    """
+    found = await anyio.to_thread.run_sync(_attempt_dirs, settings.upload_dir)
+    removed = 0
+    for start in range(0, len(found), SWEEP_CHUNK):
+        chunk = found[start : start + SWEEP_CHUNK]
+        async with sessions() as session:
+            rows = await session.execute(
+                select(Task.id, Task.attempt).where(
+                    Task.id.in_({task_id for task_id, _, _ in chunk}),
+                    Task.status == TaskStatus.PROCESSING,
+                )
+            )
+            current = {(task_id, attempt) for task_id, attempt in rows.all()}
+        stale = [path for task_id, attempt, path in chunk if (task_id, attempt) not in current]
+        if stale:
+            await storage.remove(*stale)
+            removed += len(stale)
+    if removed:
+        log.info("attempt_dirs_swept", removed=removed)
+    return removed
+
+
+async def oldest_due_at(session: AsyncSession) -> datetime | None:
+    """When the longest-waiting claimable task became due (unclaimed, ``available_at`` past)."""
+    query = select(func.min(TaskQueue.available_at)).where(
+        TaskQueue.worker_id.is_(None), TaskQueue.available_at <= utcnow()
+    )
+    value: datetime | None = (await session.execute(query)).scalar_one()
+    return value

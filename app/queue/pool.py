@@ -7,14 +7,25 @@ leases of running attempts and stops those that were fenced out; a
 maintenance loop reclaims expired leases, deletes expired files and dead
 workers. ``stop()`` stops claiming, waits ``SHUTDOWN_GRACE_SECONDS`` for
 running attempts, then hands the rest back to the queue.
+
+An attempt is *running* while its processor runs, then *finishing* while it
+writes its outcome (complete, fail, retry) with a fenced UPDATE, which alone
+decides whether it still owned the task. Only a running attempt can be
+stopped from outside (cancel, lost lease, shutdown); a finishing one is never
+interrupted by the heartbeat. Its slot is released by a done-callback of its
+asyncio task, which runs however the task ended, so no cancellation can skip it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
+from collections.abc import Coroutine
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,26 +41,46 @@ from app.processors.base import AttemptCancelled, ProcessorError
 from app.queue import attempts, maintenance
 from app.queue.attempts import Claimed
 from app.queue.enqueue import register_waiter, unregister_waiter
-from app.queue.runner import ProcessorRunner
+from app.queue.runner import ProcessorRunner, start_forkserver
 from app.services import storage
 
 log = get_logger(__name__)
 CLAIM_COALESCE_SECONDS = 0.002
 """How long a busy pool waits before claiming, to fill several free slots at once."""
 PROGRESS_INTERVAL = 0.25  # at most four progress writes per second per task
+FINISH_WAIT_SECONDS = 5.0
+"""On shutdown, how long an attempt already writing its outcome may take beyond the grace."""
+
+_live_pools: set[WorkerPool] = set()
+
+
+def live_pools() -> list[WorkerPool]:
+    """The worker pools started in this process and not yet stopped."""
+    return list(_live_pools)
+
+
+class AttemptState(enum.Enum):
+    RUNNING = "running"  # the processor runs; cancel, lease loss and shutdown stop it
+    FINISHING = "finishing"  # writing its outcome; the fenced UPDATE decides
+    DONE = "done"
 
 
 class _Attempt:
-    """A running attempt and its throttled progress writer."""
+    """A claimed attempt, its state and its throttled progress writer."""
 
-    def __init__(self, claimed: Claimed) -> None:
+    def __init__(self, claimed: Claimed, directory: Path) -> None:
         self.claimed = claimed
+        self.directory = directory
         self.task: asyncio.Task[None] | None = None
         self.key = f"{claimed.task_id}:{claimed.attempt}"
+        self.state = AttemptState.RUNNING
         self.latest: tuple[int, str] = (0, "starting")
         self.written: tuple[int, str] = (0, "starting")
         self.changed = asyncio.Event()
         self.fenced_out = False
+        self.cleaned = False
+        self.outcome = "failed"
+        self.started = time.monotonic()
 
 
 class WorkerPool:
@@ -64,16 +95,23 @@ class WorkerPool:
         self.sessions = sessions
         self.concurrency = concurrency or settings.worker_concurrency
         self.worker_id = new_id()
-        self.running: dict[str, _Attempt] = {}
+        self.running: dict[str, _Attempt] = {}  # by attempt key, "task_id:attempt"
+        self._by_task: dict[str, _Attempt] = {}  # the newest attempt of each task
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
-        self._runner = ProcessorRunner(self.concurrency, settings.processors)
+        self._background: set[asyncio.Task[Any]] = set()
+        self._free_since: float | None = time.monotonic()
+        self.last_claim_at = time.monotonic()
+        self._runner = ProcessorRunner(
+            settings.processors, memory_limit_mb=settings.processor_memory_limit_mb
+        )
         registry.configure(settings.processors)
 
     # lifecycle
     async def start(self) -> None:
         await maintenance.register_worker(self.sessions, self.worker_id, self.concurrency)
+        start_forkserver()  # in the background: the first CPU-bound attempt need not wait
         register_waiter(self._wake)
         add_sink(self._on_event)
         self._loops = [
@@ -81,6 +119,10 @@ class WorkerPool:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
+        self._spawn(self._sweep())
+        self.last_claim_at = time.monotonic()
+        self._note_slots()
+        _live_pools.add(self)
         log.info("worker_pool_started", worker_id=self.worker_id, concurrency=self.concurrency)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -88,12 +130,17 @@ class WorkerPool:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self._stopping.set()
         self._wake.set()
-        running = [a.task for a in self.running.values() if a.task is not None]
+        _live_pools.discard(self)
+        running = self._tasks()
         if running:
             log.info("worker_pool_draining", running=len(running), grace=grace)
             await asyncio.wait(running, timeout=grace)
+        finishing = self._tasks(AttemptState.FINISHING)
+        if finishing:  # already writing their outcome: let them, briefly
+            await asyncio.wait(finishing, timeout=FINISH_WAIT_SECONDS)
         for attempt in list(self.running.values()):
             if attempt.task is not None and not attempt.task.done():
+                self._runner.stop(attempt.key)
                 attempt.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await attempt.task
@@ -107,8 +154,55 @@ class WorkerPool:
         remove_sink(self._on_event)
         unregister_waiter(self._wake)
         self._runner.close()
+        if self._background:  # directory clean-ups of the last attempts, the start-up sweep
+            await asyncio.wait(list(self._background), timeout=FINISH_WAIT_SECONDS)
         await maintenance.unregister_worker(self.sessions, self.worker_id)
         log.info("worker_pool_stopped", worker_id=self.worker_id)
+
+    def _tasks(self, state: AttemptState | None = None) -> list[asyncio.Task[None]]:
+        return [
+            a.task
+            for a in self.running.values()
+            if a.task is not None and not a.task.done() and (state is None or a.state is state)
+        ]
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _sweep(self) -> None:
+        try:
+            await maintenance.sweep_attempt_dirs(self.sessions, self.settings)
+        except Exception:
+            log.exception("attempt_dir_sweep_failed")
+
+    # health
+    def stall(self, due_for: float) -> str | None:
+        """Why this pool looks stalled, or None.
+
+        Stalled: it has had a free slot, and claimed nothing, for longer than
+        ``WORKER_STALL_SECONDS`` while claimable work has been due (``due_for``
+        seconds) that long too.
+        """
+        threshold = self.settings.worker_stall_seconds
+        free = self.concurrency - len(self.running)
+        if self._stopping.is_set() or free <= 0 or self._free_since is None:
+            return None
+        now = time.monotonic()
+        idle = min(now - self._free_since, now - self.last_claim_at)
+        if idle < threshold or due_for < threshold:
+            return None
+        return (
+            f"worker pool {self.worker_id} has {free} of {self.concurrency} slots free and "
+            f"work has been due for {due_for:.0f} s, but it has claimed nothing for {idle:.0f} s"
+        )
+
+    def _note_slots(self) -> None:
+        if len(self.running) >= self.concurrency:
+            self._free_since = None
+        elif self._free_since is None:
+            self._free_since = time.monotonic()
 
     async def run_until_idle(self) -> None:
         """Claim and run until nothing is claimable and nothing runs (tests, benchmarks).
@@ -121,10 +215,8 @@ class WorkerPool:
                 if not await self._claim_free_slots():
                     return
                 continue
-            await asyncio.wait(
-                [a.task for a in self.running.values() if a.task is not None],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await asyncio.wait(self._tasks(), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.sleep(0)  # let the done-callbacks release the slots
 
     # loops
     async def _claim_loop(self) -> None:
@@ -146,29 +238,68 @@ class WorkerPool:
         if free <= 0 or self._stopping.is_set():
             return 0
         claimed = await attempts.claim(self.sessions, self.settings, self.worker_id, free)
+        if claimed:
+            self.last_claim_at = time.monotonic()
         for item in claimed:
-            attempt = _Attempt(item)
-            self.running[item.task_id] = attempt
-            attempt.task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.key}")
+            stale = self._by_task.get(item.task_id)
+            if stale is not None:  # this worker lost it (lease) and claimed it again
+                self._fence_out(stale, "claimed again")
+            directory = (
+                storage.task_dir(self.settings.upload_dir, item.task_id)
+                / f"attempt-{item.attempt}.tmp"
+            )
+            attempt = _Attempt(item, directory)
+            self.running[attempt.key] = attempt
+            self._by_task[item.task_id] = attempt
+            task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.key}")
+            attempt.task = task
+            task.add_done_callback(partial(self._release, attempt))
+        self._note_slots()
         return len(claimed)
+
+    def _release(self, attempt: _Attempt, task: asyncio.Task[None]) -> None:
+        """Give the attempt's slot back: runs however its task ended (a done-callback)."""
+        attempt.state = AttemptState.DONE
+        if self.running.get(attempt.key) is attempt:
+            del self.running[attempt.key]
+        if self._by_task.get(attempt.claimed.task_id) is attempt:
+            del self._by_task[attempt.claimed.task_id]
+        if not attempt.cleaned:  # its clean-up was interrupted: finish it
+            self._spawn(storage.remove(attempt.directory))
+        outcome = "stopped" if task.cancelled() else attempt.outcome
+        TASK_DURATION.labels(attempt.claimed.processor, outcome).observe(
+            time.monotonic() - attempt.started
+        )
+        self._note_slots()
+        self._wake.set()
 
     async def _heartbeat_loop(self) -> None:
         interval = max(self.settings.task_lease_seconds / 3, 0.1)
         while True:
             await asyncio.sleep(interval)
             try:
-                lost = await maintenance.heartbeat(
-                    self.sessions,
-                    self.settings,
-                    self.worker_id,
-                    self.concurrency,
-                    {tid: a.claimed.attempt for tid, a in self.running.items()},
-                )
+                await self.heartbeat()
             except Exception:
                 log.exception("heartbeat_failed")
-                continue
-            for task_id in lost:
-                self._fence_out(task_id, "lease lost")
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of this pool's attempts; stop the running ones that lost theirs.
+
+        What the database says is judged when it answers: an attempt that began
+        writing its outcome meanwhile is no longer running, and its own fenced
+        write decides whether it still owned the task.
+        """
+        lost = await maintenance.heartbeat(
+            self.sessions,
+            self.settings,
+            self.worker_id,
+            self.concurrency,
+            [(a.claimed.task_id, a.claimed.attempt) for a in self.running.values()],
+        )
+        for task_id, number in lost:
+            attempt = self.running.get(f"{task_id}:{number}")
+            if attempt is not None:
+                self._fence_out(attempt, "lease lost")
 
     async def _maintenance_loop(self) -> None:
         interval = max(self.settings.task_lease_seconds / 2, 0.2)
@@ -181,50 +312,49 @@ class WorkerPool:
 
     # events from anywhere: a cancelled task stops at once
     def _on_event(self, event: TaskEvent) -> None:
-        attempt = self.running.get(event.task_id)
+        attempt = self._by_task.get(event.task_id)
         if attempt is not None and event.status == TaskStatus.CANCELLED:
-            self._fence_out(event.task_id, "cancelled")
+            self._fence_out(attempt, "cancelled")
         elif event.status == TaskStatus.PENDING and len(self.running) < self.concurrency:
             self._wake.set()
 
-    def _fence_out(self, task_id: str, reason: str) -> None:
-        attempt = self.running.get(task_id)
-        if attempt is None or attempt.fenced_out:
+    def _fence_out(self, attempt: _Attempt, reason: str) -> None:
+        """Stop a running attempt that no longer owns its task (a finishing one decides itself)."""
+        if attempt.state is not AttemptState.RUNNING or attempt.fenced_out:
             return
         attempt.fenced_out = True
         self._runner.stop(attempt.key)
         if attempt.task is not None:
             attempt.task.cancel()
-        log.info("attempt_stopped", task_id=task_id, attempt=attempt.claimed.attempt, reason=reason)
+        log.info(
+            "attempt_stopped",
+            task_id=attempt.claimed.task_id,
+            attempt=attempt.claimed.attempt,
+            reason=reason,
+        )
 
     # one attempt
     async def _run(self, attempt: _Attempt) -> None:
+        """One attempt; the slot is released by ``_release`` (a done-callback), not here."""
         claimed = attempt.claimed
-        attempt_dir = (
-            storage.task_dir(self.settings.upload_dir, claimed.task_id)
-            / f"attempt-{claimed.attempt}.tmp"
-        )
-        started = time.monotonic()
-        outcome = "failed"
         with structlog.contextvars.bound_contextvars(
             task_id=claimed.task_id, attempt=claimed.attempt, worker_id=self.worker_id
         ):
             writer = asyncio.create_task(self._write_progress(attempt))
             try:
-                outcome = await self._execute(attempt, attempt_dir)
+                attempt.outcome = await self._execute(attempt, attempt.directory)
             except asyncio.CancelledError:
-                outcome = "stopped"
+                attempt.outcome = "stopped"
                 if not attempt.fenced_out:
                     raise  # the pool is stopping: stop() hands the task back
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
             finally:
+                attempt.state = AttemptState.DONE
                 writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
-                await storage.remove(attempt_dir)
-                self._runner.forget(attempt.key)
-                self.running.pop(claimed.task_id, None)
-                TASK_DURATION.labels(claimed.processor, outcome).observe(time.monotonic() - started)
-                self._wake.set()
+                await storage.remove(attempt.directory)
+                attempt.cleaned = True
 
     async def _execute(self, attempt: _Attempt, attempt_dir: Path) -> str:
         claimed = attempt.claimed
@@ -246,18 +376,19 @@ class WorkerPool:
             )
         except TimeoutError:
             message = f"The attempt took longer than {self.settings.task_timeout_seconds:g} s."
-            return await self._failed(claimed, message, retryable=True)
+            return await self._failed(attempt, message, retryable=True)
         except AttemptCancelled:
             raise asyncio.CancelledError from None
         except ProcessorError as exc:
-            return await self._failed(claimed, exc.message, retryable=exc.retryable)
+            return await self._failed(attempt, exc.message, retryable=exc.retryable)
         except registry.UnknownProcessor:
             message = f"No processor named {claimed.processor!r} is installed on this worker."
-            return await self._failed(claimed, message, retryable=True)
+            return await self._failed(attempt, message, retryable=True)
         except Exception as exc:
             log.exception("processor_crashed")
             message = f"The processor stopped with an unexpected error ({type(exc).__name__})."
-            return await self._failed(claimed, message, retryable=True)
+            return await self._failed(attempt, message, retryable=True)
+        attempt.state = AttemptState.FINISHING
         await self._flush_progress(attempt)
         if await attempts.complete(self.sessions, self.settings, claimed, output, attempt_dir):
             log.info("attempt_completed")
@@ -265,10 +396,14 @@ class WorkerPool:
         log.info("attempt_fenced_out")
         return "fenced_out"
 
-    async def _failed(self, claimed: Claimed, message: str, *, retryable: bool) -> str:
+    async def _failed(self, attempt: _Attempt, message: str, *, retryable: bool) -> str:
+        attempt.state = AttemptState.FINISHING
         status = await attempts.fail(
-            self.sessions, self.settings, claimed, message, retryable=retryable
+            self.sessions, self.settings, attempt.claimed, message, retryable=retryable
         )
+        if status is None:
+            log.info("attempt_fenced_out")
+            return "fenced_out"
         log.warning("attempt_failed", error=message[:500], retryable=retryable, status=status)
         return "retried" if status == TaskStatus.PENDING else "failed"
 
@@ -287,4 +422,4 @@ class WorkerPool:
         attempt.written = latest
         owned = await attempts.report_progress(self.sessions, attempt.claimed, *latest)
         if not owned:
-            self._fence_out(attempt.claimed.task_id, "fenced out")
+            self._fence_out(attempt, "fenced out")

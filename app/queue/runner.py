@@ -1,159 +1,333 @@
 """Running processors off the event loop, with progress flowing back to it.
 
-CPU-bound processors run in a process pool (forkserver, so no process is
-forked from the running event loop) at a lower CPU priority; the others in a
-thread. Progress calls
-made inside the processor travel back through a queue read by one thread and
-are handed to the attempt's callback on the event loop. Stopping an attempt
-(cancel, timeout, lost lease) is cooperative: the processor's next
-``progress`` call raises ``AttemptCancelled``.
+CPU-bound processors run in a process of their own per attempt, forked by
+the forkserver (so nothing is forked from the running event loop) at a lower
+CPU priority and under an address-space limit (``PROCESSOR_MEMORY_LIMIT_MB``);
+see ``child.py``. Stopping such an attempt (cancel, timeout, lost lease,
+shutdown) kills its process at once, whatever the processor is doing, and a
+processor that dies (``os._exit``, a crash, memory exhaustion) fails only
+its own attempt. Every attempt process is started by one long-lived thread,
+which also started the forkserver: ``PR_SET_PDEATHSIG`` ties the forkserver
+to that thread and the children to the forkserver, so a worker process that
+dies, even by SIGKILL, takes them with it.
+
+Other processors run in a thread and stop cooperatively: their next
+``progress`` call raises ``AttemptCancelled``. The attempt gives up its slot
+at once either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import multiprocessing
-import os
+import multiprocessing.forkserver
+import queue
+import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from app.log import get_logger
 from app.processors import registry
-from app.processors.base import AttemptCancelled, ProcessorOutput
+from app.processors.base import AttemptCancelled, ProcessorError, ProcessorOutput
+from app.queue import child
 
 OnProgress = Callable[[int, str], None]
-
-_progress_queue: Any = None  # set in each pool process by _init_child
-
+log = get_logger(__name__)
 
 CHILD_NICENESS = 10
-"""Added to the pool processes' nice value: when the cores are busy, the event
+"""Added to the attempt processes' nice value: when the cores are busy, the event
 loop (API requests, heartbeats, progress) runs before CPU-bound analysis."""
+EXIT_WAIT_SECONDS = 5.0
+"""How long a child that sent its result may take to exit before it is killed."""
+FORKSERVER_PRELOAD = ["app.queue.forkserver_init"]
 
 
-def _init_child(progress_queue: Any, extra_processors: dict[str, str]) -> None:
-    global _progress_queue
-    _progress_queue = progress_queue
-    with contextlib.suppress(OSError):  # not permitted everywhere; the work still runs
-        os.nice(CHILD_NICENESS)
-    registry.configure(extra_processors)
+class _Spawner:
+    """The one thread that starts attempt processes (and, first, the forkserver).
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked a process ends, so
+    the forkserver must be started by a thread that lives as long as the
+    process: this one never returns.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._requests = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="attempt-spawner", daemon=True
+                )
+                self._thread.start()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._requests.put((function, future))
+        return future
+
+    def _serve(self) -> None:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+        while True:
+            function, future = self._requests.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function())
+            except BaseException as exc:  # handed to the waiting attempt
+                future.set_exception(exc)
 
 
-def _run_in_child(
-    name: str, input_path: str, output_dir: str, key: str, cancelled: Any
-) -> ProcessorOutput:
-    def progress(percent: int, stage: str) -> None:
-        if key in cancelled:
-            raise AttemptCancelled(key)
-        _progress_queue.put((key, int(percent), stage))
+_spawner = _Spawner()
 
-    return registry.get_processor(name).run(Path(input_path), Path(output_dir), progress)
+
+def start_forkserver() -> concurrent.futures.Future[Any]:
+    """Start the forkserver ahead of the first CPU-bound attempt (it preloads the analysis)."""
+    return _spawner.submit(multiprocessing.forkserver.ensure_running)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+        loop.call_soon_threadsafe(function, *args)
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class _Child:
+    """One attempt's process and the worker's end of its control pipe."""
+
+    def __init__(self, process: Any, control: Any) -> None:
+        self.process = process
+        self.control = control
+        self.stopped = False
+        self.exitcode: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.exitcode is None else None
+
+    def kill(self) -> None:
+        """Stop the child now (safe from any thread, before or after it started)."""
+        with self._lock:
+            self.stopped = True
+            if self.exitcode is not None:
+                return
+            with contextlib.suppress(OSError):
+                self.control.close()  # a child that has not started yet exits on start
+            if getattr(self.process, "_popen", None) is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self.process.kill()
+
+    def wait(self) -> int | None:
+        """Wait for the child to exit (killing it if it lingers); its exit code."""
+        self.process.join(EXIT_WAIT_SECONDS)
+        if self.process.exitcode is None:
+            self.kill()
+            self.process.join()
+        with self._lock:
+            self.exitcode = self.process.exitcode
+            with contextlib.suppress(OSError):
+                self.control.close()
+            with contextlib.suppress(ValueError):
+                self.process.close()
+        return self.exitcode
 
 
 class ProcessorRunner:
     """One per worker pool; ``close()`` when the pool stops."""
 
-    def __init__(self, max_processes: int, extra_processors: dict[str, str]) -> None:
-        self._max_processes = max(1, max_processes)
+    def __init__(self, extra_processors: dict[str, str], *, memory_limit_mb: int = 0) -> None:
         self._extra = extra_processors
-        self._executor: ProcessPoolExecutor | None = None
-        self._manager: Any = None
-        self._cancelled_remote: Any = None
-        self._progress: Any = None
-        self._reader: threading.Thread | None = None
-        self._callbacks: dict[str, tuple[asyncio.AbstractEventLoop, OnProgress]] = {}
-        self._cancelled_local: set[str] = set()
+        self._memory_limit_mb = memory_limit_mb
+        self._children: dict[str, _Child] = {}
+        self._thread_stops: dict[str, threading.Event] = {}
 
-    def _start_processes(self) -> None:
-        context = multiprocessing.get_context("forkserver")
-        self._manager = context.Manager()
-        self._cancelled_remote = self._manager.dict()
-        self._progress = context.Queue()
-        self._executor = ProcessPoolExecutor(
-            max_workers=self._max_processes,
-            mp_context=context,
-            initializer=_init_child,
-            initargs=(self._progress, self._extra),
-        )
-        self._reader = threading.Thread(target=self._read_progress, name="progress", daemon=True)
-        self._reader.start()
-
-    def _read_progress(self) -> None:
-        while True:
-            message = self._progress.get()
-            if message is None:
-                return
-            key, percent, stage = message
-            target = self._callbacks.get(key)
-            if target is not None:
-                loop, callback = target
-                loop.call_soon_threadsafe(callback, percent, stage)
+    def child_pid(self, key: str) -> int | None:
+        """The PID of the process running attempt ``key``, if it runs in one."""
+        running = self._children.get(key)
+        return running.pid if running is not None else None
 
     async def run(
         self, key: str, name: str, input_path: Path, output_dir: Path, on_progress: OnProgress
     ) -> ProcessorOutput:
-        """Run processor ``name``; cancelling the caller stops it at its next progress call."""
+        """Run processor ``name``; cancelling the caller stops it (kills its process)."""
         processor = registry.get_processor(name)
-        loop = asyncio.get_running_loop()
-        self._callbacks[key] = (loop, on_progress)
+        if processor.cpu_bound:
+            return await self._run_in_process(key, name, input_path, output_dir, on_progress)
         try:
-            if processor.cpu_bound:
-                if self._executor is None:
-                    await anyio.to_thread.run_sync(self._start_processes)
-                assert self._executor is not None
-                future = loop.run_in_executor(
-                    self._executor,
-                    _run_in_child,
-                    name,
-                    str(input_path),
-                    str(output_dir),
-                    key,
-                    self._cancelled_remote,
-                )
-                return await future
             return await self._run_in_thread(key, processor, input_path, output_dir, on_progress)
         except BaseException:
             self.stop(key)
             raise
+
+    async def _run_in_process(
+        self, key: str, name: str, input_path: Path, output_dir: Path, on_progress: OnProgress
+    ) -> ProcessorOutput:
+        context = multiprocessing.get_context("forkserver")
+        control_r, control_w = context.Pipe(duplex=False)
+        results_r, results_w = context.Pipe(duplex=False)
+        process = context.Process(
+            target=child.run_attempt,
+            args=(
+                control_r,
+                results_w,
+                name,
+                str(input_path),
+                str(output_dir),
+                self._extra,
+                self._memory_limit_mb,
+                CHILD_NICENESS,
+            ),
+            name=f"attempt-{key}",
+            daemon=True,
+        )
+        running = self._children[key] = _Child(process, control_w)
+
+        def start() -> None:
+            try:
+                process.start()
+            finally:  # the child has its copies now
+                control_r.close()
+                results_w.close()
+
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[tuple[tuple[Any, ...] | None, int | None]] = loop.create_future()
+        started = _spawner.submit(start)
+        try:
+            try:
+                await asyncio.wrap_future(started)
+            except BaseException:
+                results_r.close()
+                raise
+            threading.Thread(
+                target=self._read,
+                args=(running, results_r, loop, finished, on_progress),
+                name="attempt-results",
+                daemon=True,
+            ).start()
+            final, exitcode = await finished
+        except BaseException:
+            # also when the start is still under way: the child is killed once it exists
+            started.add_done_callback(lambda _: running.kill())
+            raise
         finally:
-            self._callbacks.pop(key, None)
+            self._children.pop(key, None)
+        if running.stopped:
+            raise AttemptCancelled(key)
+        return self._outcome(name, final, exitcode)
+
+    @staticmethod
+    def _read(
+        running: _Child,
+        results: Any,
+        loop: asyncio.AbstractEventLoop,
+        finished: asyncio.Future[Any],
+        on_progress: OnProgress,
+    ) -> None:
+        """Thread: forward progress to the loop, then hand over the final message and exit code."""
+        final: tuple[Any, ...] | None = None
+        try:
+            while True:
+                message = results.recv()
+                if message[0] == "progress":
+                    _call_soon(loop, on_progress, message[1], message[2])
+                else:
+                    final = message
+                    break
+        except (EOFError, OSError):
+            pass  # the child died without a final message: its exit code tells why
+        except Exception as exc:  # a final message that cannot be unpickled
+            final = ("crashed", type(exc).__name__, "")
+        finally:
+            results.close()
+        exitcode = running.wait()
+        _call_soon(loop, _resolve, finished, (final, exitcode))
+
+    def _outcome(
+        self, name: str, final: tuple[Any, ...] | None, exitcode: int | None
+    ) -> ProcessorOutput:
+        kind = final[0] if final else None
+        if kind == "done":
+            output: ProcessorOutput = final[1]  # type: ignore[index]
+            return output
+        if kind == "error":
+            error: ProcessorError = final[1]  # type: ignore[index]
+            raise error
+        if kind == "unknown":
+            raise registry.UnknownProcessor(name)
+        if kind == "memory" or exitcode == child.EXIT_OUT_OF_MEMORY:
+            raise ProcessorError(
+                "The processor needed more memory than a worker allows it "
+                f"(PROCESSOR_MEMORY_LIMIT_MB = {self._memory_limit_mb}).",
+                retryable=False,
+            )
+        if kind == "crashed":
+            assert final is not None
+            log.error("processor_crashed", error_type=final[1], traceback=final[2])
+            raise ProcessorError(f"The processor stopped with an unexpected error ({final[1]}).")
+        if exitcode is not None and exitcode < 0:
+            signame = _signal_name(-exitcode)
+            if -exitcode == signal.SIGKILL:
+                raise ProcessorError(
+                    f"The processor's process was killed ({signame}), "
+                    "perhaps by the system for using too much memory."
+                )
+            raise ProcessorError(f"The processor's process died of signal {signame}.")
+        raise ProcessorError(
+            f"The processor's process exited unexpectedly (exit status {exitcode})."
+        )
 
     async def _run_in_thread(
         self, key: str, processor: Any, input_path: Path, output_dir: Path, on_progress: OnProgress
     ) -> ProcessorOutput:
         loop = asyncio.get_running_loop()
+        stopped = self._thread_stops[key] = threading.Event()
 
         def progress(percent: int, stage: str) -> None:
-            if key in self._cancelled_local:
+            if stopped.is_set():
                 raise AttemptCancelled(key)
-            loop.call_soon_threadsafe(on_progress, int(percent), stage)
+            _call_soon(loop, on_progress, int(percent), stage)
 
-        output: ProcessorOutput = await anyio.to_thread.run_sync(
-            processor.run, input_path, output_dir, progress, abandon_on_cancel=True
-        )
-        return output
+        def run() -> ProcessorOutput:
+            try:
+                output: ProcessorOutput = processor.run(input_path, output_dir, progress)
+                return output
+            finally:  # the thread may outlive its attempt: it stops at its next progress call
+                if self._thread_stops.get(key) is stopped:
+                    del self._thread_stops[key]
+
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
 
     def stop(self, key: str) -> None:
-        """Ask a running processor to stop at its next progress call."""
-        self._cancelled_local.add(key)
-        if self._cancelled_remote is not None:
-            with contextlib.suppress(OSError, EOFError, BrokenPipeError):
-                self._cancelled_remote[key] = True
-
-    def forget(self, key: str) -> None:
-        self._cancelled_local.discard(key)
-        if self._cancelled_remote is not None:
-            with contextlib.suppress(OSError, EOFError, BrokenPipeError):
-                self._cancelled_remote.pop(key, None)
+        """Stop attempt ``key``: kill its process, or stop its thread at its next progress call."""
+        stopped = self._thread_stops.get(key)
+        if stopped is not None:
+            stopped.set()
+        running = self._children.get(key)
+        if running is not None:
+            running.kill()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._progress.put(None)
-            self._manager.shutdown()
-            self._executor = None
+        """Kill every attempt process still running (the pool is stopping)."""
+        for stopped in list(self._thread_stops.values()):
+            stopped.set()
+        for running in list(self._children.values()):
+            running.kill()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

@@ -17,6 +17,8 @@ from app import __version__
 from app.config import Settings
 from app.models import Worker
 from app.models.base import utcnow
+from app.queue import maintenance
+from app.queue.pool import live_pools
 
 
 def _probe_storage(upload_dir: Path) -> None:
@@ -42,11 +44,25 @@ async def count_active_workers(session: AsyncSession, settings: Settings) -> tup
     return int(row[0]), int(row[1])
 
 
+async def _stalled_pools(session: AsyncSession) -> list[str]:
+    """Why each worker pool of this process is stalled (none: an empty list)."""
+    pools = live_pools()
+    if not pools:
+        return []
+    oldest = await maintenance.oldest_due_at(session)
+    if oldest is None:
+        return []
+    due_for = (utcnow() - oldest).total_seconds()
+    return [reason for pool in pools if (reason := pool.stall(due_for)) is not None]
+
+
 async def check_health(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> dict[str, Any]:
-    """The /health body. ``status`` is unhealthy when the database or storage fails,
-    degraded when they work but no worker is alive to drain the queue."""
+    """The /health body. ``status`` is unhealthy when the database or storage fails or
+    a worker pool of this process is stalled (free slots and due work, but no claim
+    for ``WORKER_STALL_SECONDS``), degraded when they work but no worker is alive to
+    drain the queue."""
     backend = "sqlite" if settings.is_sqlite else "postgresql"
     database: dict[str, Any] = {"status": "ok", "backend": backend}
     workers: dict[str, Any] = {"status": "unknown", "processes": 0, "concurrency": 0}
@@ -56,11 +72,14 @@ async def check_health(
             await session.execute(text("SELECT 1"))
             database["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
             processes, concurrency = await count_active_workers(session, settings)
+            stalls = await _stalled_pools(session)
         workers = {
             "status": "ok" if processes else "none",
             "processes": processes,
             "concurrency": concurrency,
         }
+        if stalls:
+            workers |= {"status": "stalled", "reason": "; ".join(stalls)}
     except Exception as exc:
         database = {"status": "error", "backend": backend, "error": type(exc).__name__}
 
@@ -71,7 +90,7 @@ async def check_health(
         reason = exc.strerror or type(exc).__name__
         storage = {"status": "error", "path": str(settings.upload_dir), "error": reason}
 
-    if database["status"] != "ok" or storage["status"] != "ok":
+    if database["status"] != "ok" or storage["status"] != "ok" or workers["status"] == "stalled":
         status = "unhealthy"
     elif workers["processes"] == 0:
         status = "degraded"

@@ -103,12 +103,72 @@ class Rambling:
         raise PermanentError("This manuscript cannot be read: " + "no, really; " * 1700)
 
 
+class Spin:
+    """CPU-bound and uncooperative: writes its PID to ``spin.pid``, then spins forever
+    without ever calling ``progress``."""
+
+    name = "spin"
+    cpu_bound = True
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        (output_dir / "spin.pid.part").write_text(str(os.getpid()))
+        (output_dir / "spin.pid.part").rename(output_dir / "spin.pid")
+        count = 0
+        while True:
+            count += 1
+
+
+class Hog:
+    """Allocates memory without bound (10 MB at a time, touched) until something stops it."""
+
+    name = "hog"
+    cpu_bound = True
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        hoard = []
+        while True:
+            hoard.append(b"x" * (10 * 1024 * 1024))
+
+
+class Exiter:
+    """Ends its process with ``os._exit(3)`` in the middle of the work."""
+
+    name = "exiter"
+    cpu_bound = True
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        progress(10, "about to exit")
+        os._exit(3)
+
+
+class Crasher:
+    """Raises an unexpected exception (not a ProcessorError) in its process."""
+
+    name = "crasher"
+    cpu_bound = True
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        raise ValueError("an internal detail the user should not see")
+
+
 writer = Writer()
 cpu_writer = CpuWriter()
 slow = Slow()
 flaky = Flaky()
 broken = Broken()
 rambling = Rambling()
+spin = Spin()
+hog = Hog()
+exiter = Exiter()
+crasher = Crasher()
 
 PROCESSORS = {
     "writer": "tests.queue.processors:writer",
@@ -117,5 +177,9 @@ PROCESSORS = {
     "flaky": "tests.queue.processors:flaky",
     "broken": "tests.queue.processors:broken",
     "rambling": "tests.queue.processors:rambling",
+    "spin": "tests.queue.processors:spin",
+    "hog": "tests.queue.processors:hog",
+    "exiter": "tests.queue.processors:exiter",
+    "crasher": "tests.queue.processors:crasher",
 }
 PROCESSORS_SETTING = ",".join(f"{k}={v}" for k, v in PROCESSORS.items())
