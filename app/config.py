@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     max_file_size: int = Field(default=10 * 1024 * 1024, ge=1)
     allowed_extensions: Annotated[list[str], NoDecode] = [".txt", ".md"]
     max_batch_files: int = Field(default=25, ge=1, le=1000)
+    # Non-file fields of an upload form: how many, and how long each (bytes).
+    max_form_fields: int = Field(default=20, ge=3, le=1000)
+    max_form_field_size: int = Field(default=4096, ge=64, le=1024 * 1024)
+    # Every request body other than the two upload routes (JSON, the login form).
+    max_json_body_size: int = Field(default=1024 * 1024, ge=1024)
+    # A request body that sends nothing for this long is refused with 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     cors_origins: Annotated[list[str], NoDecode] = []
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -17,6 +17,7 @@ from app import __version__
 from app.api import api_router, dashboard
 from app.api import docs as api_docs
 from app.api import health as health_api
+from app.api.body_limits import BodyLimitMiddleware
 from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
@@ -32,7 +33,9 @@ from app.log import configure_logging, get_logger
 from app.metrics import build_registry
 from app.processors import registry
 from app.queue.pool import WorkerPool
+from app.services import storage
 from app.services.rate_limit import RateLimiter
+from app.services.uploads import STALE_TEMP_SECONDS
 from app.services.users import ensure_admin
 
 log = get_logger(__name__)
@@ -53,6 +56,9 @@ def _lifespan(settings: Settings) -> Any:
             stack.push_async_callback(engine.dispose)
             session_factory = create_session_factory(engine)
             settings.upload_dir.mkdir(parents=True, exist_ok=True)
+            swept = await storage.sweep_temp(settings.upload_dir, STALE_TEMP_SECONDS)
+            if swept:
+                log.info("stale_uploads_removed", files=swept)
             registry.configure(settings.processors)  # uploads validate processor names
             state: dict[str, Any] = {
                 "settings": settings,
@@ -152,6 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: the gate authenticates before routing; the NUL guard refuses
     # a NUL in path, query or headers before the gate could look a credential up; CatchAll
     # sits inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
+    # Body limits sit inside the gate (401 before any size or pace refusal) and outside
+    # the routes, whose handlers render their 413 and 408 as problems (app.api.body_limits).
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(ApiGateMiddleware)
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(CatchAllMiddleware)

@@ -10,6 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_JSON, AppError, problem
@@ -24,6 +26,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     413: "request_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -47,8 +50,19 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}"
+    if exc.status_code == 413 and MAX_BODY_SIZE_SCOPE_KEY in request.scope:  # Starlette's limit
+        limit = request.scope[MAX_BODY_SIZE_SCOPE_KEY]
+        detail = f"The request body is larger than the limit of {limit} bytes"
     body = problem(exc.status_code, detail, code, instance=request.url.path)
     return problem_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def client_disconnect_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The client left mid-body: nobody reads this answer, it ends the request without a 500."""
+    assert isinstance(exc, ClientDisconnect)
+    detail = "The client left before the request body was complete"
+    body = problem(400, detail, "client_disconnected", instance=request.url.path)
+    return problem_response(body, 400)
 
 
 def _printable(part: Any) -> Any:
@@ -121,4 +135,5 @@ class CatchAllMiddleware:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_disconnect_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -97,7 +97,6 @@ async def upload_task(
         user,
         _stream(request),
         content_type=request.headers.get("content-type"),
-        content_length=request.headers.get("content-length"),
         idempotency_key=idempotency_key,
         batch=False,
     )
@@ -126,7 +125,6 @@ async def upload_batch(
         user,
         _stream(request),
         content_type=request.headers.get("content-type"),
-        content_length=request.headers.get("content-length"),
         idempotency_key=None,
         batch=True,
     )

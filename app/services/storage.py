@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -40,6 +41,36 @@ def absolute(upload_dir: Path, storage_path: str) -> Path:
 
 def new_temp_path(upload_dir: Path) -> Path:
     return upload_dir / TMP_DIR / f"{uuid.uuid4().hex}.part"
+
+
+def _sweep_temp(upload_dir: Path, older_than: float) -> int:
+    cutoff = time.time() - older_than
+    removed = 0
+    try:
+        entries = list(os.scandir(upload_dir / TMP_DIR))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:  # another process swept it first
+            continue
+    return removed
+
+
+async def sweep_temp(upload_dir: Path, older_than: float) -> int:
+    """Remove temp files of ``UPLOAD_DIR/.tmp`` untouched for ``older_than`` seconds.
+
+    Every process sharing ``UPLOAD_DIR`` may be receiving an upload into
+    ``.tmp`` right now, so only files nobody has written to for a long time
+    are taken: an upload still arriving is appended to at least every
+    ``BODY_TIMEOUT_SECONDS`` (or refused and removed), so a file older than
+    that by a wide margin belongs to a process that died mid-upload.
+    Returns how many files were removed.
+    """
+    return await anyio.to_thread.run_sync(_sweep_temp, upload_dir, older_than)
 
 
 def new_upload_path(upload_dir: Path, task_id: str, extension: str) -> Path:

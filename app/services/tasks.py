@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import anyio
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -129,10 +130,13 @@ async def create_tasks(
 ) -> tuple[list[Task], str | None, bool]:
     """Create one task per received (already validated) file, all or nothing.
 
-    Files are renamed into place first; the tasks, their file rows, queue rows
-    and first log entries are then written in one transaction, and the files
-    are removed again if it fails. Returns (tasks, batch id, created) where
-    ``created`` is False when ``idempotency_key`` matched an earlier upload.
+    Everything is checked before anything is kept (the project, an earlier
+    upload with the same key); files are then moved into place (``form.keep``),
+    the tasks, their file rows, queue rows and first log entries written in one
+    transaction, and the placed files removed again if it fails. Temp files
+    not kept are the form's to remove (``async with form``). Returns (tasks,
+    batch id, created) where ``created`` is False when ``idempotency_key``
+    matched an earlier upload.
     """
     async with sessions() as session:
         if options.project_id is not None:
@@ -140,7 +144,6 @@ async def create_tasks(
         if idempotency_key:
             existing = await _existing_by_key(session, user, idempotency_key)
             if existing is not None:
-                await form.discard()
                 return [existing], existing.batch_id, False
 
     placed: list[tuple[str, Path]] = []
@@ -148,7 +151,7 @@ async def create_tasks(
         for received in form.files:
             task_id = new_id()
             target = storage.new_upload_path(settings.upload_dir, task_id, received.extension)
-            await storage.move(received.temp_path, target)
+            await form.keep(received, target)
             placed.append((task_id, target))
         async with sessions() as session:
             tasks, batch_id = await _insert_tasks(
@@ -165,8 +168,8 @@ async def create_tasks(
                 return [existing], existing.batch_id, False
         raise
     except BaseException:
-        await form.discard()
-        await storage.remove(*(path.parent for _, path in placed))
+        with anyio.CancelScope(shield=True):
+            await storage.remove(*(path.parent for _, path in placed))
         raise
 
 
@@ -505,27 +508,22 @@ async def upload(
     chunks: AsyncIterator[bytes],
     *,
     content_type: str | None,
-    content_length: str | None,
     idempotency_key: str | None,
     batch: bool,
 ) -> tuple[list[Task], str | None, bool]:
     """Receive a multipart upload (one ``file`` or up to MAX_BATCH_FILES ``files``),
-    validate every file, then create the tasks; nothing is created if any file is refused."""
+    validate every file, then create the tasks; nothing is created if any file is refused,
+    and no temp file outlives the request whatever refused it."""
     max_files = settings.max_batch_files if batch else 1
-    form = await receive_form(
+    async with receive_form(
         chunks,
         content_type,
-        content_length,
         settings,
         file_field="files" if batch else "file",
         max_files=max_files,
-    )
-    await validate(form, settings)
-    try:
+    ) as form:
+        await validate(form, settings)
         options = parse_upload_options(form.fields)
-    except Exception:
-        await form.discard()
-        raise
-    return await create_tasks(
-        sessions, settings, user, form, options, idempotency_key=idempotency_key, batch=batch
-    )
+        return await create_tasks(
+            sessions, settings, user, form, options, idempotency_key=idempotency_key, batch=batch
+        )

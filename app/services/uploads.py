@@ -2,18 +2,27 @@
 
 The request body is parsed as it arrives (python-multipart's low-level
 parser); each file part is hashed, counted and written to
-``UPLOAD_DIR/.tmp/<uuid>.part`` in ~1 MiB blocks through a worker thread. A
-file passing ``MAX_FILE_SIZE`` aborts the upload at once (413) and its temp
-file is removed: nothing is ever held whole in memory or written twice.
-Validation (extension, emptiness, text sniffing) happens on what was
-received, before anything is created.
+``UPLOAD_DIR/.tmp/<uuid>.part`` in 256 KiB blocks through a worker thread. A
+file passing ``MAX_FILE_SIZE`` aborts the upload at once (413): nothing is
+ever held whole in memory or written twice. Non-file fields are bounded in
+number (``MAX_FORM_FIELDS``) and size (``MAX_FORM_FIELD_SIZE``), part headers
+in size, so no body can grow memory; the whole body's size and pace are
+bounded by ``app.api.body_limits``.
+
+The received form owns its temp files: ``async with receive_form(...) as
+form`` removes on exit every temp file that was not moved into place with
+:meth:`ReceivedForm.keep`, whatever refused the upload (a check, a replay, an
+error, a client gone, a cancellation). Validation (extension, emptiness, text
+sniffing) happens on what was received, before anything is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 import unicodedata
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -28,9 +37,15 @@ from app.services import storage
 
 FLUSH_BYTES = 256 * 1024
 SAMPLE_BYTES = 64 * 1024
-MAX_FIELD_BYTES = 4096
-FORM_OVERHEAD_BYTES = 64 * 1024
-PER_FILE_OVERHEAD_BYTES = 16 * 1024
+MAX_PART_HEADER_BYTES = 8 * 1024
+PART_OVERHEAD_BYTES = 16 * 1024  # a part's headers, its boundary line and CRLFs
+FORM_OVERHEAD_BYTES = 64 * 1024  # preamble, epilogue, the closing boundary
+TOUCH_SECONDS = 60.0  # temp files of an upload still arriving are touched this often
+# Start-up removes temp files untouched this long. Every process sharing UPLOAD_DIR may be
+# receiving into .tmp right now, so "all of them" is never safe; a live upload's files are
+# touched at least every TOUCH_SECONDS + BODY_TIMEOUT_SECONDS (<= 600), so an hour is far
+# beyond any live one and covers clock skew between machines sharing the volume.
+STALE_TEMP_SECONDS = 3600.0
 MAX_NAME_LENGTH = 255
 CONTENT_TYPES = {".txt": "text/plain", ".md": "text/markdown"}
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
@@ -50,6 +65,7 @@ class ReceivedFile:
     sha256: Any = field(default_factory=hashlib.sha256)
     sample: bytearray = field(default_factory=bytearray)
     has_nul: bool = False
+    kept: bool = False  # moved into place: no longer a temp file of the form
 
     @property
     def extension(self) -> str:
@@ -66,12 +82,38 @@ class ReceivedFile:
 
 @dataclass
 class ReceivedForm:
+    """The files and fields of one upload; it owns the files' temp paths.
+
+    Used as ``async with form:``, every temp file not :meth:`keep`-ed is removed
+    on exit (:func:`receive_form` does this for the upload routes).
+    """
+
     files: list[ReceivedFile]
     fields: dict[str, str]
 
+    async def keep(self, received: ReceivedFile, target: Path) -> None:
+        """Move one received file into place: from now on it is the caller's."""
+        await storage.move(received.temp_path, target)
+        received.kept = True
+
     async def discard(self) -> None:
-        """Remove every temp file (a rejected or duplicate upload leaves nothing behind)."""
-        await storage.remove(*(f.temp_path for f in self.files))
+        """Remove every temp file not kept (shielded: it runs even when cancelled)."""
+        with anyio.CancelScope(shield=True):
+            await storage.remove(*(f.temp_path for f in self.files if not f.kept))
+
+    async def __aenter__(self) -> ReceivedForm:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.discard()
+
+
+def upload_body_limit(settings: Settings, *, batch: bool) -> int:
+    """The most bytes a valid upload form can take: every file at ``MAX_FILE_SIZE`` and
+    every field at ``MAX_FORM_FIELD_SIZE``, each with its part's framing, plus the form's."""
+    files = settings.max_batch_files if batch else 1
+    fields = settings.max_form_fields * (settings.max_form_field_size + PART_OVERHEAD_BYTES)
+    return files * (settings.max_file_size + PART_OVERHEAD_BYTES) + fields + FORM_OVERHEAD_BYTES
 
 
 def display_name(raw: str) -> str:
@@ -96,7 +138,10 @@ class _FormReceiver:
         self.max_files = max_files
         self.files: list[ReceivedFile] = []
         self.fields: dict[str, str] = {}
+        self.field_count = 0
+        self.ended = False
         self._headers: dict[bytes, bytes] = {}
+        self._header_bytes = 0
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._current: ReceivedFile | None = None
@@ -108,11 +153,24 @@ class _FormReceiver:
     # python-multipart callbacks (synchronous, called from parser.write)
     def on_part_begin(self) -> None:
         self._headers = {}
+        self._header_bytes = 0
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise Unprocessable(
+                f"A part's headers are longer than {MAX_PART_HEADER_BYTES} bytes",
+                code="invalid_form",
+                extra={"errors": [{"loc": ["body"], "msg": "part headers too long",
+                                   "type": "invalid_form"}]},
+            )  # fmt: skip
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._header_field += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header_bytes(end - start)
         self._header_value += data[start:end]
 
     def on_header_end(self) -> None:
@@ -146,14 +204,31 @@ class _FormReceiver:
             )
             self.files.append(received)
             self._current = received
+            return
+        self.field_count += 1
+        if self.field_count > self.settings.max_form_fields:
+            limit = self.settings.max_form_fields
+            raise Unprocessable(
+                f"The form has more than {limit} fields besides its files",
+                code="too_many_fields",
+                extra={"errors": [{"loc": ["body", name], "msg": f"more than {limit} fields",
+                                   "type": "too_many_fields"}]},
+            )  # fmt: skip
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
         current = self._current
         if current is None:
             self._field_value += chunk
-            if len(self._field_value) > MAX_FIELD_BYTES:
-                raise Unprocessable(f"Form field {self._field_name!r} is too long")
+            limit = self.settings.max_form_field_size
+            if len(self._field_value) > limit:
+                raise Unprocessable(
+                    f"Form field {self._field_name!r} is longer than {limit} bytes",
+                    code="field_too_long",
+                    extra={"errors": [{"loc": ["body", self._field_name or ""],
+                                       "msg": f"longer than {limit} bytes",
+                                       "type": "field_too_long"}]},
+                )  # fmt: skip
             return
         current.size += len(chunk)
         if current.size > self.settings.max_file_size:
@@ -177,6 +252,9 @@ class _FormReceiver:
             self.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
         self._current = None
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def take_blocks(self) -> list[tuple[ReceivedFile, bytearray]]:
         """The file data received since the last call, in order (written outside the callbacks)."""
         blocks, self._blocks, self.pending_bytes = self._blocks, [], 0
@@ -189,20 +267,22 @@ def _append(path: Path, data: bytes | bytearray) -> None:
         handle.write(data)
 
 
+@asynccontextmanager
 async def receive_form(
     chunks: AsyncIterator[bytes],
     content_type: str | None,
-    content_length: str | None,
     settings: Settings,
     *,
     file_field: str,
     max_files: int,
-) -> ReceivedForm:
-    """Parse a multipart body into temp files and fields.
+) -> AsyncIterator[ReceivedForm]:
+    """Parse a multipart body into temp files and fields, then hand over the form.
 
-    Raises FileTooLarge as soon as a file passes ``MAX_FILE_SIZE`` (or at once
-    when ``Content-Length`` already says so), Unprocessable for a malformed
-    form or too many files. On any error the temp files are removed.
+    Raises FileTooLarge as soon as a file passes ``MAX_FILE_SIZE``,
+    Unprocessable for a malformed or truncated form, too many files or fields
+    or a field too long; errors of ``chunks`` (the client left, the body is
+    too large or too slow) pass through. Whether receiving fails or the block
+    using the form does, every temp file not kept is removed on the way out.
     """
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
@@ -210,42 +290,49 @@ async def receive_form(
         raise Unprocessable(
             "The request must be multipart/form-data with a file part", code="invalid_form"
         )
-    if content_length and content_length.isdigit():
-        ceiling = (
-            max_files * (settings.max_file_size + PER_FILE_OVERHEAD_BYTES) + FORM_OVERHEAD_BYTES
-        )
-        if int(content_length) > ceiling:
-            raise FileTooLarge(
-                f"The upload is larger than the limit of {settings.max_file_size} bytes per file"
-            )
     receiver = _FormReceiver(settings, file_field, max_files)
+    async with ReceivedForm(receiver.files, receiver.fields) as form:
+        await _receive(receiver, chunks, boundary)
+        yield form
+
+
+async def _receive(receiver: _FormReceiver, chunks: AsyncIterator[bytes], boundary: bytes) -> None:
     callbacks: Any = {
         name: getattr(receiver, name)
         for name in (
             "on_part_begin", "on_part_data", "on_part_end", "on_header_field",
-            "on_header_value", "on_header_end", "on_headers_finished",
+            "on_header_value", "on_header_end", "on_headers_finished", "on_end",
         )
     }  # fmt: skip
     parser = MultipartParser(boundary, callbacks)
-    form = ReceivedForm(receiver.files, receiver.fields)
-    try:
-        async for chunk in chunks:
+    touched = time.monotonic()
+    async for chunk in chunks:
+        try:
             written = parser.write(chunk)
-            if written != len(chunk):
-                raise Unprocessable("The multipart body is malformed", code="invalid_form")
-            if receiver.pending_bytes >= FLUSH_BYTES:
-                await _flush(receiver)
-        parser.finalize()
-        await _flush(receiver)
-    except (FileTooLarge, Unprocessable):
-        await form.discard()
-        raise
-    except Exception as exc:
-        await form.discard()
-        if isinstance(exc, OSError):
+        except (FileTooLarge, Unprocessable):
             raise
-        raise Unprocessable("The multipart body is malformed", code="invalid_form") from exc
-    return form
+        except Exception as exc:  # python-multipart's parse errors
+            raise Unprocessable("The multipart body is malformed", code="invalid_form") from exc
+        if written != len(chunk):
+            raise Unprocessable("The multipart body is malformed", code="invalid_form")
+        if receiver.pending_bytes >= FLUSH_BYTES:
+            await _flush(receiver)
+        if time.monotonic() - touched >= TOUCH_SECONDS:
+            # A slow upload's temp files stay fresh for the start-up sweep of any process.
+            await _flush(receiver)
+            await anyio.to_thread.run_sync(_touch, [f.temp_path for f in receiver.files])
+            touched = time.monotonic()
+    if not receiver.ended:
+        raise Unprocessable(
+            "The multipart body ended before its closing boundary", code="invalid_form"
+        )
+    await _flush(receiver)
+
+
+def _touch(paths: list[Path]) -> None:
+    for path in paths:
+        if path.exists():
+            path.touch()
 
 
 async def _flush(receiver: _FormReceiver) -> None:
@@ -278,21 +365,16 @@ def _is_text(sample: bytes, has_nul: bool) -> bool:
 
 
 async def validate(form: ReceivedForm, settings: Settings) -> None:
-    """Every received file must be allowed text, and not empty; else nothing is kept."""
-    try:
-        if not form.files:
-            raise Unprocessable("The form has no file part", code="missing_file")
-        for received in form.files:
-            if received.extension not in settings.allowed_extensions:
-                allowed = ", ".join(settings.allowed_extensions)
-                raise UnsupportedFileType(f"{received.filename}: only {allowed} files are accepted")
-            if received.size == 0:
-                raise Unprocessable(f"{received.filename} is empty", code="empty_file")
-            is_text = await anyio.to_thread.run_sync(
-                _is_text, bytes(received.sample), received.has_nul
-            )
-            if not is_text:
-                raise UnsupportedFileType(f"{received.filename} does not look like a text file")
-    except Exception:
-        await form.discard()
-        raise
+    """Every received file must be allowed text, and not empty (the form's owner removes
+    its temp files when this refuses it)."""
+    if not form.files:
+        raise Unprocessable("The form has no file part", code="missing_file")
+    for received in form.files:
+        if received.extension not in settings.allowed_extensions:
+            allowed = ", ".join(settings.allowed_extensions)
+            raise UnsupportedFileType(f"{received.filename}: only {allowed} files are accepted")
+        if received.size == 0:
+            raise Unprocessable(f"{received.filename} is empty", code="empty_file")
+        is_text = await anyio.to_thread.run_sync(_is_text, bytes(received.sample), received.has_nul)
+        if not is_text:
+            raise UnsupportedFileType(f"{received.filename} does not look like a text file")
