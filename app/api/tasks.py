@@ -17,6 +17,7 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.api.disposition import attachment
+from app.api.downloads import DownloadResponse, not_modified
 from app.api.responses import problems
 from app.models import FileStorage, LogLevel, Task, TaskStatus
 from app.schemas.common import Page
@@ -295,9 +296,11 @@ async def download_file(
     """One file, with ETag, Content-Disposition and Range support."""
     download = await task_service.get_download(session, settings, user, task_id, name)
     etag = f'"{download.checksum.removeprefix("sha256:")}"'
-    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers={"ETag": etag})
-    return FileResponse(
+    if not_modified(request.headers.get("if-none-match"), etag):
+        return Response(
+            status_code=304, headers={"ETag": etag, "Cache-Control": "private, max-age=0"}
+        )
+    return DownloadResponse(  # Range as RFC 9110 says (app/api/downloads.py)
         download.path,
         media_type=download.content_type,
         filename=download.filename,
