@@ -19,6 +19,7 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import func, select
+from starlette.types import Message
 
 from app.config import Settings
 from app.main import create_app
@@ -174,20 +175,20 @@ async def test_client_leaving_mid_body_leaves_nothing(
     """Straight ASGI: half a body, then the server reports the client gone."""
     boundary = uuid.uuid4().hex
     pieces = [file_part(boundary), *[TEXT_CHUNK] * 12]  # ~700 KiB: blocks are on disk
-    messages: list[dict[str, Any]] = [
+    messages: list[Message] = [
         {"type": "http.request", "body": piece, "more_body": True} for piece in pieces
     ]
     messages.append({"type": "http.disconnect"})
     sent: list[dict[str, Any]] = []
     seen_on_disk: list[int] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         if len(messages) == 1:
             seen_on_disk.append(len(temp_area(settings)))
         return messages.pop(0) if len(messages) > 1 else messages[0]
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: Message) -> None:
+        sent.append(dict(message))
 
     raw_headers = [
         (b"authorization", headers["Authorization"].encode()),
@@ -266,9 +267,7 @@ async def test_fifty_thousand_fields_are_refused_at_the_limit(
     assert temp_area(settings) == []
 
 
-async def test_a_field_over_the_size_limit_is_refused(
-    upload: Upload, settings: Settings
-) -> None:
+async def test_a_field_over_the_size_limit_is_refused(upload: Upload, settings: Settings) -> None:
     settings.max_form_field_size = 100
     response = await upload(data={"project_id": "p" * 101})
     assert response.status_code == 422
