@@ -13,12 +13,15 @@ Services raise these; one handler renders each. Routers never translate::
       ├── UnsupportedFileType   415  unsupported_file_type
       ├── RangeNotSatisfiable   416  range_not_satisfiable
       ├── Unprocessable         422  empty_file, too_many_files, weak_password, …
+      │                              (always with a non-empty ``errors`` list)
       ├── RateLimited           429  (adds Retry-After)
-      └── ServiceUnavailable    503
+      ├── ServiceUnavailable    503  database_unavailable, storage_unavailable (Retry-After)
+      └── InsufficientStorage   507  insufficient_storage
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -97,8 +100,27 @@ class RangeNotSatisfiable(AppError):
 
 
 class Unprocessable(AppError):
+    """422. The body always carries ``errors`` (API.md): given, or one entry at ``loc``."""
+
     status = 422
     default_code = "unprocessable"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        loc: Sequence[str | int] = ("body",),
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        extra = dict(extra or {})
+        if errors:
+            extra["errors"] = errors
+        elif not extra.get("errors"):
+            extra["errors"] = [error_entry(loc, detail, code or self.default_code)]
+        super().__init__(detail, code=code, headers=headers, extra=extra)
 
 
 class RateLimited(AppError):
@@ -109,6 +131,11 @@ class RateLimited(AppError):
 class ServiceUnavailable(AppError):
     status = 503
     default_code = "service_unavailable"
+
+
+class InsufficientStorage(AppError):
+    status = 507
+    default_code = "insufficient_storage"
 
 
 def problem(
@@ -125,7 +152,15 @@ def problem(
     if instance is not None:
         body["instance"] = instance
     body.update(extra)
+    if status == 422 and not body.get("errors"):
+        # API.md: every 422 lists its errors, whichever path raised it
+        body["errors"] = [error_entry((), detail, code)]
     return body
+
+
+def error_entry(loc: Sequence[str | int], msg: str, type_: str) -> dict[str, Any]:
+    """One entry of a 422's ``errors`` list, shaped like FastAPI's validation errors."""
+    return {"loc": list(loc), "msg": msg, "type": type_}
 
 
 def _title(status: int) -> str:

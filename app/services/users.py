@@ -24,7 +24,9 @@ def normalise_email(raw: str) -> str:
     email = unicodedata.normalize("NFC", raw).strip()
     local, at, domain = email.rpartition("@")
     if not at or not local or "." not in domain or any(c.isspace() for c in email):
-        raise Unprocessable(f"{raw!r} is not an email address", code="invalid_email")
+        raise Unprocessable(
+            f"{raw!r} is not an email address", code="invalid_email", loc=("body", "email")
+        )
     return f"{local}@{domain.lower()}"
 
 
@@ -43,6 +45,7 @@ def check_password(password: str) -> None:
             f"The password is too weak: use at least {MIN_PASSWORD_LENGTH} characters mixing "
             "letters with digits, capitals or symbols",
             code="weak_password",
+            loc=("body", "password"),
         )
 
 

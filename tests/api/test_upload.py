@@ -113,10 +113,11 @@ async def test_bad_options_are_422(upload: Upload, data: dict[str, str], field: 
     assert body["errors"][0]["loc"] == ["body", field]
 
 
-async def test_unknown_project_is_404(upload: Upload) -> None:
+async def test_unknown_project_is_404(upload: Upload, settings: Settings) -> None:
     response = await upload(data={"project_id": "no-such-project"})
     assert response.status_code == 404
     assert response.json()["code"] == "project_not_found"
+    assert files_on_disk(settings.upload_dir) == []  # the received file is not kept
 
 
 async def test_content_length_over_the_limit_is_refused_before_reading(
