@@ -70,6 +70,9 @@ class Task(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     result_url: Mapped[str | None] = mapped_column(String(500))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # sha256 of what the key was first sent with (files, names, options): a reuse
+    # of the key for anything else is refused (services.tasks.request_fingerprint)
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     uploaded_at: Mapped[datetime] = created_at_column()
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

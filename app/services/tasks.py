@@ -8,6 +8,8 @@ write anything.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -111,6 +113,29 @@ def parse_upload_options(fields: dict[str, str]) -> UploadOptions:
     return UploadOptions(project_id=project_id, priority=priority, processor=processor)
 
 
+def request_fingerprint(form: ReceivedForm, options: UploadOptions) -> str:
+    """What an upload asked for: each file's bytes (checksum) and name, and the options."""
+    asked = {
+        "files": [[received.checksum, received.filename] for received in form.files],
+        "processor": options.processor,
+        "priority": options.priority,
+        "project_id": options.project_id,
+    }
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+def _replayed(existing: Task, fingerprint: str) -> tuple[list[Task], str | None, bool]:
+    """The earlier upload of an Idempotency-Key, if this request is the same one again."""
+    if existing.idempotency_fingerprint not in (None, fingerprint):  # None: older than the check
+        raise Unprocessable(
+            "This Idempotency-Key was already used for a different upload (another file, "
+            "file name, processor or options); use a new key for a new upload",
+            code="idempotency_key_reused",
+            loc=("header", "idempotency-key"),
+        )
+    return [existing], existing.batch_id, False
+
+
 async def _existing_by_key(session: AsyncSession, user: User, key: str) -> Task | None:
     result = await session.execute(
         select(Task).where(Task.owner_id == user.id, Task.idempotency_key == key)
@@ -138,13 +163,14 @@ async def create_tasks(
     batch id, created) where ``created`` is False when ``idempotency_key``
     matched an earlier upload.
     """
+    fingerprint = request_fingerprint(form, options)
     async with sessions() as session:
         if options.project_id is not None:
             await get_owned(session, Project, options.project_id, user)
         if idempotency_key:
             existing = await _existing_by_key(session, user, idempotency_key)
             if existing is not None:
-                return [existing], existing.batch_id, False
+                return _replayed(existing, fingerprint)
 
     placed: list[tuple[str, Path]] = []
     try:
@@ -165,7 +191,7 @@ async def create_tasks(
             async with sessions() as session:
                 existing = await _existing_by_key(session, user, idempotency_key)
             if existing is not None:
-                return [existing], existing.batch_id, False
+                return _replayed(existing, fingerprint)
         raise
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -210,6 +236,9 @@ async def _insert_tasks(
             attempt=0,
             event_seq=0,
             idempotency_key=idempotency_key if not batch else None,
+            idempotency_fingerprint=(
+                request_fingerprint(form, options) if idempotency_key and not batch else None
+            ),
         )
         session.add(task)
         await session.flush()  # the rows below refer to it (no ORM relationships order them)
