@@ -2,7 +2,8 @@
 """One-command local start: ``python start_local.py``.
 
 Installs what it needs into ``.venv`` on first run, then: SQLite under
-``data/``, migrations, the API with in-process workers, and the dashboard URL.
+``data/`` (or ``LOCAL_DATA_DIR``), migrations, the API with in-process
+workers, and the dashboard URL.
 Any variable of ``.env.example`` may be set in the environment or ``.env``.
 """
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 def main() -> None:
     ensure_venv()
     os.chdir(ROOT)
-    data_dir = ROOT / "data"
+    data_dir = Path(os.environ.get("LOCAL_DATA_DIR") or ROOT / "data").resolve()
     data_dir.mkdir(exist_ok=True)
     os.environ.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'novel_tasks.db'}")
     os.environ.setdefault("WORKER_CONCURRENCY", "2")
@@ -31,7 +32,7 @@ def main() -> None:
     if not os.environ.get("ADMIN_EMAIL") and not _in_dotenv("ADMIN_EMAIL"):
         admin = local_admin.load_or_create(data_dir)
         os.environ["ADMIN_EMAIL"], os.environ["ADMIN_PASSWORD"] = admin.email, admin.password
-        stored = f" (kept in {admin.path.relative_to(ROOT)}, mode 0600)"
+        stored = f" (kept in {_shown(admin.path)}, mode 0600)"
     else:
         stored = " (from ADMIN_EMAIL / ADMIN_PASSWORD)"
 
@@ -55,7 +56,7 @@ def main() -> None:
     host = "localhost" if settings.api_host in ("127.0.0.1", "0.0.0.0") else settings.api_host  # noqa: S104
     base = f"http://{host}:{settings.api_port}"
     kept = "new, kept" if api_key.created else "kept"
-    key_file = api_key.path.relative_to(ROOT)
+    key_file = _shown(api_key.path)
     print(
         f"\n  Novel Task Manager\n"
         f"  Dashboard:  {base}/\n"
@@ -81,6 +82,11 @@ def main() -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         ws_max_size=MAX_FRAME_BYTES,  # a bigger WebSocket frame is refused unread
     )
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the checkout when it is inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def _in_dotenv(name: str) -> bool:
