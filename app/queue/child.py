@@ -81,6 +81,10 @@ def run_attempt(
     niceness: int,
 ) -> None:
     """The child's entry point (multiprocessing ``Process`` target)."""
+    # Ctrl-C in a terminal reaches the whole process group: the worker decides what
+    # happens to its attempts (finish within the grace period, else killed and handed
+    # back), so the attempt must not die of KeyboardInterrupt and count as a failure.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     threading.Thread(target=watch_parent, args=(control,), name="parent-watch", daemon=True).start()
     with contextlib.suppress(OSError):  # not permitted everywhere; the work still runs
