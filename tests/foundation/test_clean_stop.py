@@ -1,12 +1,13 @@
 """Stopping the service is quiet: no traceback, no thread exception, no leaked semaphore.
 
-``start_local.py`` runs for real (its venv bootstrap aside: the tests already
-run in the project's venv), on a data directory of its own, with a CPU-bound
-attempt running in a child process when it is told to stop: by SIGTERM (a
-service manager) or by SIGINT to its whole process group (Ctrl-C in the
-terminal, which the forkserver and the attempt's process receive too).
-Everything it printed is read back; a clean stop prints none of the noise
-below, and leaves no process of its group behind.
+``start_local.py`` and ``python -m app.worker`` run for real (the former
+without its venv bootstrap: the tests already run in the project's venv), on
+a data directory of their own, with a CPU-bound attempt running in a child
+process when the process is told to stop: by SIGTERM (a service manager) or
+by SIGINT to its whole process group (Ctrl-C in the terminal, which the
+forkserver and the attempt's process receive too). Everything it printed is
+read back; a clean stop prints none of the noise below, hands the running
+task back, and leaves no process of its group behind.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ NOISE = (
     "KeyboardInterrupt",
     "Exception ignored",
 )
-START = (
+START_LOCAL = (
     "import tools.bootstrap as bootstrap; bootstrap.ensure_venv = lambda *a, **k: None; "
     "import start_local; start_local.main()"
 )
@@ -55,42 +56,74 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+class Started:
+    """A process in a process group of its own (as a terminal gives it), its output in files."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], tmp_path: Path) -> None:
+        self.out, self.err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.process = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+            )
+
+    def printed(self) -> str:
+        return self.out.read_text() + self.err.read_text()
+
+    def stop(self, how: str) -> int:
+        """Stop it as asked; its exit code once it and every process of its group are gone."""
+        if how == "sigterm":
+            self.process.send_signal(signal.SIGTERM)
+        else:  # Ctrl-C: the terminal signals the whole foreground process group
+            os.killpg(self.process.pid, signal.SIGINT)
+        code = self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _group_alive(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the forkserver and its tracker leave once the process has gone
+        assert not _group_alive(self.process.pid), "a process of the group outlived it"
+        return code
+
+    def kill(self) -> None:
+        if _group_alive(self.process.pid):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def _assert_quiet(printed: str) -> None:
+    for noise in NOISE:
+        assert noise not in printed, printed
+
+
 @pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
-def test_a_stop_with_an_attempt_running_prints_no_noise(tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize("stopped", ["start_local", "worker"])
+def test_a_stop_with_an_attempt_running_prints_no_noise(
+    tmp_path: Path, stopped: str, how: str
+) -> None:
     port = _free_port()
+    data_dir = tmp_path / "data"
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_URL", "ADMIN_", "UPLOAD_DIR", "PROCESSORS"))
     }
     env.update(
-        LOCAL_DATA_DIR=str(tmp_path / "data"),
+        LOCAL_DATA_DIR=str(data_dir),
         UPLOAD_DIR=str(tmp_path / "uploads"),
         API_PORT=str(port),
         API_HOST="127.0.0.1",
-        WORKER_CONCURRENCY="1",
+        WORKER_CONCURRENCY="1" if stopped == "start_local" else "0",
         SHUTDOWN_GRACE_SECONDS="1",
         PROCESSORS=PROCESSORS_SETTING,
         PYTHONPATH=str(ROOT),
         LOG_LEVEL="INFO",
         RATE_LIMIT="10000/minute",
     )
-    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-c", START],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,  # its own process group, as a terminal gives it
-        )
-    pgid = process.pid
+    service = Started("service", [sys.executable, "-c", START_LOCAL], env, tmp_path)
+    worker: Started | None = None
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, err_path.read_text()
+            assert service.process.poll() is None, service.printed()
             try:
                 if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                     break
@@ -98,7 +131,14 @@ def test_a_stop_with_an_attempt_running_prints_no_noise(tmp_path: Path, how: str
                 pass
             assert time.monotonic() < deadline, "the service did not start"
             time.sleep(0.1)
-        key = json.loads((tmp_path / "data" / "local-api-key.json").read_text())["key"]
+        if stopped == "worker":
+            worker_env = {
+                **env,
+                "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'novel_tasks.db'}",
+                "WORKER_CONCURRENCY": "1",
+            }
+            worker = Started("worker", [sys.executable, "-m", "app.worker"], worker_env, tmp_path)
+        key = json.loads((data_dir / "local-api-key.json").read_text())["key"]
         auth = {"Authorization": f"Bearer {key}"}
         created = httpx.post(
             f"{base}/api/v1/tasks/upload",
@@ -112,21 +152,22 @@ def test_a_stop_with_an_attempt_running_prints_no_noise(tmp_path: Path, how: str
             assert time.monotonic() < deadline, "the attempt did not start"
             time.sleep(0.2)
 
-        if how == "sigterm":
-            process.send_signal(signal.SIGTERM)
-        else:
-            os.killpg(pgid, signal.SIGINT)
-        code = process.wait(timeout=30)
-        while _group_alive(pgid) and time.monotonic() < deadline + 30:
-            time.sleep(0.1)  # the forkserver and its tracker leave once the service has gone
-        assert not _group_alive(pgid), "a process of the service outlived it"
+        target = worker or service
+        code = target.stop(how)
+        printed = target.printed()
+        assert code in (0, -signal.SIGTERM, -signal.SIGINT), printed
+        assert "worker_pool_stopped" in printed
+        assert "attempt_handed_back" in printed  # the running task went back to the queue
+        _assert_quiet(printed)
+        task = httpx.get(task_url, headers=auth).json() if worker else None
+        if worker is not None:
+            assert code == 0  # python -m app.worker exits 0 after a graceful stop
+            assert task is not None
+            assert task["status"] == "pending"
+            assert task["retry_count"] == 0  # handed back, not failed
+            assert service.stop("sigterm") in (0, -signal.SIGTERM)
+            _assert_quiet(service.printed())
     finally:
-        if _group_alive(pgid):
-            os.killpg(pgid, signal.SIGKILL)
-        process.wait()
-    printed = out_path.read_text() + err_path.read_text()
-    assert code in (0, -signal.SIGTERM, -signal.SIGINT), printed
-    assert "worker_pool_stopped" in printed
-    assert "attempt_handed_back" in printed  # the running task went back to the queue
-    for noise in NOISE:
-        assert noise not in printed, printed
+        for started in (worker, service):
+            if started is not None:
+                started.kill()
