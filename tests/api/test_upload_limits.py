@@ -161,7 +161,8 @@ async def test_idempotent_replay_leaves_only_the_first_file(
     key = {"Idempotency-Key": "same-book"}
     first = await upload(text_of(2 * FLUSH_BYTES), extra_headers=key)
     second = await upload(text_of(2 * FLUSH_BYTES), extra_headers=key)
-    assert (first.status_code, second.status_code) == (202, 200)
+    reused = await upload(text_of(2 * FLUSH_BYTES + 1), extra_headers=key)  # other bytes
+    assert (first.status_code, second.status_code, reused.status_code) == (202, 200, 422)
     assert temp_area(settings) == []
     stored = files_on_disk(settings.upload_dir)
     assert len(stored) == 1
