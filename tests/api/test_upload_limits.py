@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from starlette.types import Message
 
+from app.api.body_limits import UPLOAD_ROUTES
 from app.config import Settings
 from app.main import create_app
 from app.models import Task
@@ -355,6 +356,12 @@ async def test_upload_content_length_over_the_form_limit_is_refused_unread(
     assert response.headers["connection"] == "close"
     assert response.json()["code"] == "file_too_large"
     assert body.pulled == 0
+
+
+async def test_the_upload_limits_name_the_real_upload_routes(app: FastAPI) -> None:
+    paths = app.openapi()["paths"]
+    for path in UPLOAD_ROUTES:
+        assert "multipart/form-data" in paths[path]["post"]["requestBody"]["content"]
 
 
 # --- JSON bodies ----------------------------------------------------------------------------
