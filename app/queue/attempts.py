@@ -409,7 +409,7 @@ async def fail(
         final = (
             message
             if not retryable
-            else f"{message} (gave up after {claimed.retry_count + 1} attempts)"
+            else f"{message} (gave up after {_attempts(claimed.retry_count + 1)})"
         )
         row = await _fenced(
             session,
@@ -424,6 +424,10 @@ async def fail(
             return None
         await _finish_failed(session, settings, claimed.task_id, claimed.attempt, final, row)
         return TaskStatus.FAILED
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 async def _finish_failed(

@@ -137,8 +137,14 @@ async def _won_lock(session: AsyncSession) -> bool:
     return bool(result.scalar())
 
 
-async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[int, int]:
-    """Take back tasks whose lease ran out: retry with backoff, or fail past max_retries."""
+async def reclaim_expired(
+    session: AsyncSession, settings: Settings, abandoned: list[Path] | None = None
+) -> tuple[int, int]:
+    """Take back tasks whose lease ran out: retry with backoff, or fail past max_retries.
+
+    The directories of the attempts taken back are appended to ``abandoned``: their
+    worker is gone or fenced out, and nobody else will remove them.
+    """
     now = utcnow()
     expired = (
         (
@@ -161,6 +167,10 @@ async def reclaim_expired(session: AsyncSession, settings: Settings) -> tuple[in
             continue
         # read before the UPDATE below, which refreshes ``task`` in the session
         retry_count, max_retries, attempt = task.retry_count, task.max_retries, task.attempt
+        if abandoned is not None:
+            abandoned.append(
+                storage.task_dir(settings.upload_dir, task_id) / f"attempt-{attempt}.tmp"
+            )
         # Leaving "processing" fences out the worker that stopped responding: its
         # writes require that status, and the next claim starts a new attempt.
         values: dict[str, Any] = {
@@ -233,12 +243,15 @@ async def remove_dead_workers(session: AsyncSession, settings: Settings) -> int:
 async def run_maintenance(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> UpkeepReport:
+    abandoned: list[Path] = []
     async with sessions() as session, session.begin():
         if not await _won_lock(session):
             return UpkeepReport(ran=False)
-        reclaimed, failed = await reclaim_expired(session, settings)
+        reclaimed, failed = await reclaim_expired(session, settings, abandoned)
         files = await delete_expired_files(session, settings)
         workers = await remove_dead_workers(session, settings)
+    if abandoned:
+        await storage.remove(*abandoned)
     if reclaimed or failed or files or workers:
         log.info("maintenance", reclaimed=reclaimed, failed=failed, files_deleted=files,
                  workers_removed=workers)  # fmt: skip

@@ -197,6 +197,10 @@ class ProcessorRunner:
         def start() -> None:
             try:
                 process.start()
+                # Only this child's reader thread may read its exit status (the sentinel
+                # pipe carries it once): keep it out of multiprocessing's own list, which
+                # the next start() polls from this thread.
+                multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
             finally:  # the child has its copies now
                 control_r.close()
                 results_w.close()

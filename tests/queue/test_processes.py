@@ -1,4 +1,5 @@
-"""Real worker processes: crash recovery, fencing of a paused worker, shared claims."""
+"""Real worker processes: crash recovery, fencing of a paused worker, shared claims,
+and no process left behind by a worker that is killed or stopped."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from app.models import Task, TaskLog, TaskResult
 from tests.conftest import ROOT
 from tests.queue.conftest import MakeTask, reload
 from tests.queue.processors import PROCESSORS_SETTING
+from tests.queue.test_stopping import alive, spin_pid
 
 
 class Workers:
@@ -28,7 +31,9 @@ class Workers:
         self.settings = settings
         self.procs: list[subprocess.Popen[str]] = []
 
-    def start(self, slow_seconds: float = 3.0, concurrency: int = 1) -> subprocess.Popen[str]:
+    def start(
+        self, slow_seconds: float = 3.0, concurrency: int = 1, *, new_session: bool = False
+    ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
             "DATABASE_URL": self.settings.database_url,
@@ -51,6 +56,7 @@ class Workers:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            start_new_session=new_session,
         )
         self.procs.append(proc)
         assert proc.stdout is not None
@@ -169,3 +175,83 @@ async def test_sigterm_hands_back_and_exits_zero(
     assert proc.wait(timeout=15) == 0
     back = await reload(sessions, task.id)
     assert (back.status, back.retry_count) == ("pending", 0)
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text.rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, their children...)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return {p for p in found if alive(p)}
+
+
+def group_members(pgid: int) -> set[int]:
+    """Live processes of process group ``pgid``."""
+    members = set()
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
+            members.add(int(entry.name))
+    return members
+
+
+async def wait_all_gone(pids: set[int], within: float) -> None:
+    async with asyncio.timeout(within):
+        while any(alive(pid) for pid in pids):
+            await asyncio.sleep(0.05)
+
+
+async def test_a_sigkilled_worker_leaves_no_process_behind(
+    workers: Workers, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:  # fmt: skip
+    task = await make_task("spin")
+    proc = workers.start(new_session=True)
+    spinning = await spin_pid(settings, task.id)
+    family = descendants(proc.pid)
+    assert spinning in family
+    assert len(family) >= 2  # the forkserver and the attempt, and a resource tracker
+    proc.kill()
+    proc.wait()
+    await wait_all_gone(family, within=5)
+    assert group_members(proc.pid) == set()
+    # the next worker takes the task back once its lease ran out, and removes the
+    # dead attempt's directory
+    workers.start()
+    await wait_for(sessions, task.id, 30, attempt=2)
+    stale = settings.upload_dir / "tasks" / task.id / "attempt-1.tmp"
+    async with asyncio.timeout(10):
+        while stale.exists():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_sigtermed_worker_stops_its_processes_and_exits_after_its_grace(
+    workers: Workers, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:  # fmt: skip
+    task = await make_task("spin")
+    proc = workers.start(new_session=True)
+    spinning = await spin_pid(settings, task.id)
+    family = descendants(proc.pid)
+    assert spinning in family
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0  # SHUTDOWN_GRACE_SECONDS is 1 here
+    await wait_all_gone(family, within=5)
+    assert group_members(proc.pid) == set()
+    back = await reload(sessions, task.id)
+    assert (back.status, back.retry_count) == ("pending", 0)
+    assert not (settings.upload_dir / "tasks" / task.id / "attempt-1.tmp").exists()
