@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 from alembic.config import Config  # noqa: E402
 
 from alembic import command  # noqa: E402
+from app.api.live import MAX_FRAME_BYTES  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.database import create_engine_for, create_session_factory  # noqa: E402
 from app.models import TaskStatus, User  # noqa: E402
@@ -111,7 +112,8 @@ def start_api(port: int, env: dict[str, str], *options: str) -> subprocess.Popen
     """``uvicorn app.main:app`` on 127.0.0.1:``port``, quiet, with ``env`` added."""
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", *options],
+         "--log-level", "warning", "--no-access-log",
+         "--ws-max-size", str(MAX_FRAME_BYTES), *options],
         cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json", **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
