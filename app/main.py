@@ -22,6 +22,7 @@ from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
 from app.api.proxies import ClientAddressMiddleware
+from app.api.unavailable import UnavailableMiddleware
 from app.config import Settings, describe_settings_error, get_settings
 from app.database import create_engine_for, create_session_factory
 from app.events.going_away import close_live_connections_on_stop
@@ -163,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(ApiGateMiddleware)
     app.add_middleware(NulGuardMiddleware)
+    # A database or storage that is down answers 503/507, not 500 (the gate reads the database).
+    app.add_middleware(UnavailableMiddleware)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
         CORSMiddleware,
