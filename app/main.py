@@ -156,14 +156,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         should_group_untemplated=True,
     ).instrument(app)
 
-    # Added innermost first: the gate authenticates before routing; the NUL guard refuses
-    # a NUL in path, query or headers before the gate could look a credential up; CatchAll
-    # sits inside CORS and the request id, so even a 500 carries X-Request-ID and CORS headers.
+    # Added innermost first: the gate authenticates before routing (a credential holding
+    # NUL is refused unread); the NUL guard, inside it, refuses a NUL in path, query or
+    # headers with 422 before any route; CatchAll sits inside CORS and the request id, so
+    # even a 500 carries X-Request-ID and CORS headers.
     # Body limits sit inside the gate (401 before any size or pace refusal) and outside
     # the routes, whose handlers render their 413 and 408 as problems (app.api.body_limits).
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(ApiGateMiddleware)
     app.add_middleware(NulGuardMiddleware)
+    app.add_middleware(ApiGateMiddleware)
     # A database or storage that is down answers 503/507, not 500 (the gate reads the database).
     app.add_middleware(UnavailableMiddleware)
     app.add_middleware(CatchAllMiddleware)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import auth, batches, live, projects, tasks, users
+from app.api.responses import problems
 
-api_router = APIRouter(prefix="/api/v1")
+# Any /api/v1 operation may answer these (the gate's 401 and 429, the NUL guard's 422).
+api_router = APIRouter(prefix="/api/v1", responses=problems(401, 422, 429))
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(live.router)

@@ -42,7 +42,7 @@ async def authenticate(app_state: Any, token: str) -> User:
 
     Used by the gate and by the WebSocket handler, which authenticates itself.
     """
-    if len(token) > MAX_TOKEN_CHARS:
+    if len(token) > MAX_TOKEN_CHARS or "\x00" in token:  # NUL: no credential, no lookup
         raise Unauthorized("The credential is not valid", code="invalid_token")
     async with app_state.session_factory() as session:
         user = await auth_service.authenticate_token(session, app_state.settings, token)

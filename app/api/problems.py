@@ -44,8 +44,29 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.to_problem(request.url.path), exc.status, exc.headers)
 
 
+# FastAPI's 400 for a body it could not decode (bytes that are not UTF-8 under a JSON
+# content type, a malformed form); malformed JSON is already a 422 ``json_invalid``.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def _unparsable_body(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    cause = exc.__cause__
+    msg = (
+        "is not valid UTF-8"
+        if isinstance(cause, UnicodeDecodeError)
+        else "cannot be parsed as its Content-Type says"
+    )
+    errors = [{"loc": ["body"], "msg": msg, "type": "body_unparsable"}]
+    body = problem(
+        422, f"body: {msg}", "validation_error", instance=request.url.path, errors=errors
+    )
+    return problem_response(body, 422)
+
+
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return _unparsable_body(request, exc)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":

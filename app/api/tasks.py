@@ -279,8 +279,16 @@ async def task_files(task_id: str, session: SessionDep, user: CurrentUser) -> An
     "/{task_id}/files/{name}",
     response_class=FileResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}},
-        206: {"description": "Partial content (Range)"},
+        200: {
+            "description": "The file, as the media type it was stored with "
+            "(report.json: application/json, summary.md: text/markdown, an upload: "
+            "text/plain or text/markdown; other processors' files: their own)",
+            "content": {"*/*": {}},
+        },
+        206: {
+            "description": "Partial content (Range)",
+            "content": {"*/*": {}},
+        },
         304: {"description": "Not modified (If-None-Match)"},
         **problems(404, 416),
     },

@@ -6,12 +6,14 @@ id that names nothing), on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.api.edge import NulGuardMiddleware
 from app.config import Settings
 from app.models import Role
 from app.schemas.common import MAX_PAGE
@@ -131,10 +133,15 @@ async def test_nul_in_path_query_or_header_is_422_before_anything_else(
         response = await client.request(method, url, headers=request_headers, **kwargs)
         assert_validation_problem(response)
         assert response.json()["errors"][0]["type"] == "unsafe_text", url
-    # unauthenticated too: the NUL is refused before any credential is looked up
-    for url in ("/api/v1/tasks/%00", "/api/v1/tasks/c1/events?token=%00"):
-        response = await client.get(url)
-        assert_validation_problem(response)
+    # authentication still comes first (401), and a credential holding NUL is never looked up
+    for url, auth in [
+        ("/api/v1/tasks/%00", {}),
+        ("/api/v1/tasks/c1/events?token=%00", {}),
+        ("/api/v1/tasks/c1/events?token=ntm_ab%00_cd", {}),
+        ("/api/v1/tasks/", {"Authorization": "Bearer ntm_0123\x00_secret"}),
+    ]:
+        response = await client.get(url, headers=auth)
+        assert response.status_code == 401, (url, response.text)
 
 
 async def test_nul_in_json_fields_is_422(
@@ -240,3 +247,40 @@ async def test_ids_that_are_not_uuids_are_404(
             response = await client.request(method, url, headers=headers)
             assert response.status_code == 404, (method, url, response.text)
             assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_body_that_cannot_be_decoded_is_422(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for content in (b"\xff\xfe\x00{", b'{"name": "caf\xe9"}'):
+        response = await client.post(
+            "/api/v1/projects",
+            content=content,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert_validation_problem(response, "body")
+    response = await client.post(
+        "/api/v1/projects", content=b"{", headers=headers | {"Content-Type": "application/json"}
+    )
+    assert_validation_problem(response, "body")
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+
+
+async def test_a_websocket_whose_path_or_query_holds_nul_is_closed_with_1008() -> None:
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the request must not get past the guard")
+
+    for path, query in [("/api/v1/ws/tasks/c\x001", b""), ("/api/v1/ws/tasks/c1", b"token=%00")]:
+        sent.clear()
+        scope = {"type": "websocket", "path": path, "query_string": query, "headers": []}
+        await NulGuardMiddleware(app)(scope, receive, send)
+        assert [m["type"] for m in sent] == ["websocket.close"]
+        assert sent[0]["code"] == 1008
