@@ -101,8 +101,7 @@ class WorkerPool:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self._free_since: float | None = time.monotonic()
-        self.last_claim_at = time.monotonic()
+        self.last_claim_at = self._last_release_at = time.monotonic()
         self._runner = ProcessorRunner(
             settings.processors, memory_limit_mb=settings.processor_memory_limit_mb
         )
@@ -121,7 +120,6 @@ class WorkerPool:
         ]
         self._spawn(self._sweep())
         self.last_claim_at = time.monotonic()
-        self._note_slots()
         _live_pools.add(self)
         log.info("worker_pool_started", worker_id=self.worker_id, concurrency=self.concurrency)
 
@@ -181,28 +179,24 @@ class WorkerPool:
     def stall(self, due_for: float) -> str | None:
         """Why this pool looks stalled, or None.
 
-        Stalled: it has had a free slot, and claimed nothing, for longer than
-        ``WORKER_STALL_SECONDS`` while claimable work has been due (``due_for``
-        seconds) that long too.
+        Stalled: it has a free slot, and neither claimed nor finished anything for
+        longer than ``WORKER_STALL_SECONDS``, while claimable work has been due
+        (``due_for`` seconds) that long too. Free slots are counted from the
+        attempts' asyncio tasks that really run, not from the pool's bookkeeping,
+        so a slot that leaked out of it counts as free (and the pool as stalled).
         """
         threshold = self.settings.worker_stall_seconds
-        free = self.concurrency - len(self.running)
-        if self._stopping.is_set() or free <= 0 or self._free_since is None:
+        free = self.concurrency - len(self._tasks())
+        if self._stopping.is_set() or free <= 0:
             return None
-        now = time.monotonic()
-        idle = min(now - self._free_since, now - self.last_claim_at)
+        idle = time.monotonic() - max(self.last_claim_at, self._last_release_at)
         if idle < threshold or due_for < threshold:
             return None
         return (
             f"worker pool {self.worker_id} has {free} of {self.concurrency} slots free and "
-            f"work has been due for {due_for:.0f} s, but it has claimed nothing for {idle:.0f} s"
+            f"work has been due for {due_for:.0f} s, but it has neither claimed nor finished "
+            f"an attempt for {idle:.0f} s"
         )
-
-    def _note_slots(self) -> None:
-        if len(self.running) >= self.concurrency:
-            self._free_since = None
-        elif self._free_since is None:
-            self._free_since = time.monotonic()
 
     async def run_until_idle(self) -> None:
         """Claim and run until nothing is claimable and nothing runs (tests, benchmarks).
@@ -254,7 +248,6 @@ class WorkerPool:
             task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.key}")
             attempt.task = task
             task.add_done_callback(partial(self._release, attempt))
-        self._note_slots()
         return len(claimed)
 
     def _release(self, attempt: _Attempt, task: asyncio.Task[None]) -> None:
@@ -270,7 +263,7 @@ class WorkerPool:
         TASK_DURATION.labels(attempt.claimed.processor, outcome).observe(
             time.monotonic() - attempt.started
         )
-        self._note_slots()
+        self._last_release_at = time.monotonic()
         self._wake.set()
 
     async def _heartbeat_loop(self) -> None:
