@@ -28,15 +28,16 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import anyio
-from charset_normalizer import from_bytes
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.config import Settings
 from app.errors import FileTooLarge, Unprocessable, UnsupportedFileType
+from app.processors.analyze.decoding import SNIFF_BYTES, binary_format, sniff
+from app.processors.base import PermanentError
 from app.services import storage
 
 FLUSH_BYTES = 256 * 1024
-SAMPLE_BYTES = 64 * 1024
+SAMPLE_BYTES = SNIFF_BYTES  # what the text check sees of each file
 MAX_PART_HEADER_BYTES = 8 * 1024
 PART_OVERHEAD_BYTES = 16 * 1024  # a part's headers, its boundary line and CRLFs
 FORM_OVERHEAD_BYTES = 64 * 1024  # preamble, epilogue, the closing boundary
@@ -48,11 +49,6 @@ TOUCH_SECONDS = 60.0  # temp files of an upload still arriving are touched this 
 STALE_TEMP_SECONDS = 3600.0
 MAX_NAME_LENGTH = 255
 CONTENT_TYPES = {".txt": "text/plain", ".md": "text/markdown"}
-_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-_SNIFF_ENCODINGS = [
-    "utf_8", "utf_16", "gb18030", "big5", "cp932", "euc_jp", "euc_kr", "cp1252", "iso8859_15",
-    "cp1251", "koi8_r", "iso8859_2", "cp1250",
-]  # fmt: skip
 
 
 @dataclass
@@ -340,28 +336,17 @@ async def _flush(receiver: _FormReceiver) -> None:
         await anyio.to_thread.run_sync(_append, target.temp_path, data)
 
 
-def _is_text(sample: bytes, has_nul: bool) -> bool:
-    """No NUL bytes (unless UTF-16/32 with a BOM) and decodable with some confidence."""
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        body = sample[2:]
-        codec = "utf-16-le" if sample.startswith(b"\xff\xfe") else "utf-16-be"
-        body = body[: len(body) - len(body) % 2]
-        try:
-            body.decode(codec)
-        except UnicodeDecodeError:
-            return False
-        return True
-    if has_nul:
-        return False
-    text_sample = sample[3:] if sample.startswith(_BOMS[0]) else sample
+def _check_text(received: ReceivedFile) -> None:
+    """415 unless the analyzer could decode the file (the same decoding module decides,
+    from the first SNIFF_BYTES: see ``app.processors.analyze.decoding.sniff``)."""
+    sample = bytes(received.sample)
+    kind = binary_format(sample)
+    if kind is not None:
+        raise UnsupportedFileType(f"{received.filename} is {kind}, not a text file")
     try:
-        text_sample.decode("utf-8")
-        return True
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(text_sample) - 3 and exc.reason == "unexpected end of data":
-            return True  # the sample cut a character in two
-    best = from_bytes(text_sample, cp_isolation=_SNIFF_ENCODINGS).best()
-    return best is not None and best.chaos < 0.5
+        sniff(sample, received.size, has_nul=received.has_nul)
+    except PermanentError as exc:
+        raise UnsupportedFileType(f"{received.filename} does not look like a text file") from exc
 
 
 async def validate(form: ReceivedForm, settings: Settings) -> None:
@@ -375,6 +360,4 @@ async def validate(form: ReceivedForm, settings: Settings) -> None:
             raise UnsupportedFileType(f"{received.filename}: only {allowed} files are accepted")
         if received.size == 0:
             raise Unprocessable(f"{received.filename} is empty", code="empty_file")
-        is_text = await anyio.to_thread.run_sync(_is_text, bytes(received.sample), received.has_nul)
-        if not is_text:
-            raise UnsupportedFileType(f"{received.filename} does not look like a text file")
+        await anyio.to_thread.run_sync(_check_text, received)
