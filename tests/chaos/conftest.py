@@ -1,7 +1,7 @@
 """Fixtures of the chaos suite: a private PostgreSQL, one database and service per scenario.
 
 Two sizes. ``.venv/bin/pytest tests/chaos`` (only chaos paths on the command
-line) is the full run: a few hundred tasks per scenario, 30 s of killing, 10 s
+line) is the full run: 240 uploads per scenario, 30 s of killing, 10 s
 without the database, and its figures go to ``docs/reliability-figures.json``.
 ``--quick``, and any run that includes other tests (``python3 run_tests.py``,
 CI), is the quick variant: the same scenarios and invariants with shorter
@@ -44,10 +44,10 @@ class Profile:
     idle_within: float  # how long the queue may take to drain after the faults
 
 
-QUICK = Profile("quick", tasks=60, kill_seconds=10, db_down_seconds=5, storage_fault_seconds=4,
-                batches=10, idle_within=120)  # fmt: skip
-FULL = Profile("full", tasks=300, kill_seconds=30, db_down_seconds=10, storage_fault_seconds=8,
-               batches=40, idle_within=300)  # fmt: skip
+QUICK = Profile("quick", tasks=40, kill_seconds=8, db_down_seconds=5, storage_fault_seconds=3,
+                batches=6, idle_within=120)  # fmt: skip
+FULL = Profile("full", tasks=240, kill_seconds=30, db_down_seconds=10, storage_fault_seconds=8,
+               batches=40, idle_within=400)  # fmt: skip
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

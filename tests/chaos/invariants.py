@@ -246,6 +246,25 @@ def _orphan_files(upload_dir: Path, known: set[Path], task_ids: set[str]) -> lis
     return sorted(found)
 
 
+async def settle_files(database_url: str, upload_dir: Path, within: float) -> list[str]:
+    """Give the service ``within`` s to clean up after failed attempts; the orphans left."""
+    deadline = time.monotonic() + within
+    while True:
+        conn = await asyncpg.connect(plain_url(database_url), timeout=10)
+        try:
+            paths = await conn.fetch(
+                "SELECT storage_path FROM file_storage WHERE deleted_at IS NULL"
+            )
+            ids = {r["id"] for r in await conn.fetch("SELECT id FROM tasks")}
+        finally:
+            await conn.close()
+        known = {(upload_dir / r["storage_path"]).resolve() for r in paths}
+        left = await asyncio.to_thread(_orphan_files, upload_dir, known, ids)
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.5)
+
+
 async def orphan_processes(run_id: str, within: float = 10.0) -> dict[int, str]:
     """Processes of this run still alive after ``within`` s (everything should have stopped)."""
     deadline = time.monotonic() + within

@@ -16,6 +16,8 @@ from tests.chaos import invariants
 from tests.chaos.harness import ADMIN_EMAIL, ADMIN_PASSWORD, Service
 from tests.chaos.load import REQUEST_TIMEOUT, LiveWatcher, Loader, login, manuscripts
 
+MIX = ("noop", "noop", "analyze")
+"""The processors of the load, drawn at random: two thirds ``noop``, one third ``analyze``."""
 RECOVERY_MARGIN_SECONDS = 5.0
 """The issue's bound: a task completes again within TASK_LEASE_SECONDS + this after a fault."""
 
@@ -52,7 +54,7 @@ class Scenario:
             self.watcher.follow_sse(upload.task_id)
 
     async def produce(self, count: int, over_seconds: float, seed: int, parallel: int = 4,
-                      processors: tuple[str, ...] = ("noop", "analyze")) -> None:  # fmt: skip
+                      processors: tuple[str, ...] = MIX) -> None:  # fmt: skip
         """Upload ``count`` corpus slices spread over ``over_seconds``, ``parallel`` at a time."""
         assert self.loader is not None
         assert self.client is not None
@@ -130,6 +132,8 @@ class Scenario:
             )
         if extra is not None:
             await extra()
+        await invariants.settle_files(url, self.service.upload_dir, self.recovery_bound)
+        phases["files_settle_s"], mark = round(time.monotonic() - mark, 2), time.monotonic()
         truth = {}
         conn = await asyncpg.connect(invariants.plain_url(url), timeout=10)
         try:
