@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from app.api import auth, batches, live, projects, tasks, users
 from app.api.responses import problems
 
-# Any /api/v1 operation may answer these (the gate's 401 and 429, the NUL guard's 422).
-api_router = APIRouter(prefix="/api/v1", responses=problems(401, 422, 429))
+# Any /api/v1 operation may answer these (the gate's 401 and 429, the NUL guard's 422,
+# 503 while the database is down).
+api_router = APIRouter(prefix="/api/v1", responses=problems(401, 422, 429, 503))
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(live.router)

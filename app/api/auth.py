@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Response
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep
-from app.api.responses import problems
+from app.api.responses import BODY_PROBLEMS, problems
 from app.schemas.common import Text
 from app.schemas.user import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, TokenRead
 from app.services import auth as auth_service
@@ -16,7 +16,9 @@ from app.services import users as user_service
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/login", response_model=TokenRead, responses=problems(401, 422, 429))
+@router.post(
+    "/login", response_model=TokenRead, responses={**problems(401, 422, 429), **BODY_PROBLEMS}
+)
 async def login(
     username: Annotated[Text, Form(max_length=320, description="The account's email")],
     password: Annotated[Text, Form(max_length=1024)],
@@ -30,7 +32,10 @@ async def login(
 
 
 @router.post(
-    "/api-keys", status_code=201, response_model=ApiKeyCreated, responses=problems(401, 422)
+    "/api-keys",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses={**problems(401, 422), **BODY_PROBLEMS},
 )
 async def create_api_key(body: ApiKeyCreate, session: SessionDep, user: CurrentUser) -> Any:
     """A new API key; `key` is shown this once (only its hash is stored)."""

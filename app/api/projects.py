@@ -14,7 +14,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
-from app.api.responses import problems
+from app.api.responses import BODY_PROBLEMS, problems
 from app.schemas.common import Page
 from app.schemas.project import ProjectCreate, ProjectRead, ProjectUpdate
 from app.services import projects as project_service
@@ -22,7 +22,9 @@ from app.services import projects as project_service
 router = APIRouter(prefix="/projects", tags=["projects"], responses=problems(401, 422))
 
 
-@router.post("", status_code=201, response_model=ProjectRead, responses=problems(409))
+@router.post(
+    "", status_code=201, response_model=ProjectRead, responses={**problems(409), **BODY_PROBLEMS}
+)
 async def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) -> Any:
     """Create a project; names are unique per user (409 otherwise)."""
     return await project_service.create_project(session, user, body.name, body.description)
@@ -46,7 +48,9 @@ async def get_project(project_id: str, session: SessionDep, user: CurrentUser) -
     return await project_service.get_project(session, user, project_id)
 
 
-@router.patch("/{project_id}", response_model=ProjectRead, responses=problems(404, 409))
+@router.patch(
+    "/{project_id}", response_model=ProjectRead, responses={**problems(404, 409), **BODY_PROBLEMS}
+)
 async def update_project(
     project_id: str, body: ProjectUpdate, session: SessionDep, user: CurrentUser
 ) -> Any:

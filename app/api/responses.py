@@ -26,12 +26,14 @@ _DESCRIPTIONS = {
     401: "Missing, invalid, expired or revoked credential",
     403: "The caller's role does not allow this",
     404: "Not found (or not the caller's)",
+    408: "The request body stalled (nothing arrived for BODY_TIMEOUT_SECONDS)",
     409: "Conflicts with the current state",
-    413: "The upload is larger than MAX_FILE_SIZE",
+    413: "The request body is too large (a file over MAX_FILE_SIZE, JSON over MAX_JSON_BODY_SIZE)",
     415: "The file type is not accepted",
     416: "The requested range cannot be satisfied",
     422: "The request is not valid",
     429: "Too many requests",
+    503: "A dependency (the database, the upload storage) is unavailable; retry later",
 }
 
 
@@ -45,3 +47,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+# Every route that reads a request body: its size and its pace are bounded (app.api.body_limits).
+BODY_PROBLEMS = problems(408, 413)

@@ -18,7 +18,7 @@ from app.api.deps import (
 )
 from app.api.disposition import attachment
 from app.api.downloads import DownloadResponse, not_modified
-from app.api.responses import problems
+from app.api.responses import BODY_PROBLEMS, problems
 from app.models import FileStorage, LogLevel, Task, TaskStatus
 from app.schemas.common import Page
 from app.schemas.task import (
@@ -81,6 +81,7 @@ async def _stream(request: Request) -> AsyncIterator[bytes]:
     responses={
         200: {"model": TaskRead, "description": "A retried upload (same Idempotency-Key)"},
         **problems(404, 413, 415),
+        **BODY_PROBLEMS,
     },
     openapi_extra=_upload_body("file", many=False),
 )
@@ -113,7 +114,7 @@ async def upload_task(
     "/batch",
     status_code=202,
     response_model=BatchCreated,
-    responses=problems(404, 413, 415),
+    responses={**problems(404, 413, 415), **BODY_PROBLEMS},
     openapi_extra=_upload_body("files", many=True),
 )
 async def upload_batch(
@@ -211,7 +212,9 @@ async def get_task(task_id: str, session: SessionDep, user: CurrentUser) -> Task
     return await task_service.get_task(session, user, task_id)
 
 
-@router.patch("/{task_id}", response_model=TaskRead, responses=problems(404, 409))
+@router.patch(
+    "/{task_id}", response_model=TaskRead, responses={**problems(404, 409), **BODY_PROBLEMS}
+)
 async def update_task(
     task_id: str, body: TaskUpdate, session: SessionDep, user: CurrentUser
 ) -> Task:
