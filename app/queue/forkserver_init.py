@@ -11,5 +11,7 @@ from __future__ import annotations
 
 import app.processors.analyze  # noqa: F401 - preloaded for the children
 import app.queue.child as _child
+from app.processors import registry
 
 _child.die_with_parent()
+registry.installed()  # the entry-point scan, once for every child

@@ -44,9 +44,9 @@ async def count_active_workers(session: AsyncSession, settings: Settings) -> tup
     return int(row[0]), int(row[1])
 
 
-async def _stalled_pools(session: AsyncSession) -> list[str]:
-    """Why each worker pool of this process is stalled (none: an empty list)."""
-    pools = live_pools()
+async def _stalled_pools(session: AsyncSession, settings: Settings) -> list[str]:
+    """Why each worker pool of this process (on this database) is stalled; none: []."""
+    pools = [p for p in live_pools() if p.settings.database_url == settings.database_url]
     if not pools:
         return []
     oldest = await maintenance.oldest_due_at(session)
@@ -72,7 +72,7 @@ async def check_health(
             await session.execute(text("SELECT 1"))
             database["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
             processes, concurrency = await count_active_workers(session, settings)
-            stalls = await _stalled_pools(session)
+            stalls = await _stalled_pools(session, settings)
         workers = {
             "status": "ok" if processes else "none",
             "processes": processes,

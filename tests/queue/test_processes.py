@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -255,3 +256,55 @@ async def test_a_sigtermed_worker_stops_its_processes_and_exits_after_its_grace(
     back = await reload(sessions, task.id)
     assert (back.status, back.retry_count) == ("pending", 0)
     assert not (settings.upload_dir / "tasks" / task.id / "attempt-1.tmp").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+async def test_the_api_process_s_attempt_processes_die_with_it(
+    signum: int, make_task: MakeTask, settings: Settings, tmp_path: Path
+) -> None:
+    """uvicorn with workers in-process: SIGTERM (a graceful stop) or SIGKILL leaves
+    neither the attempt's process nor the forkserver nor the resource tracker."""
+    task = await make_task("spin")
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "UPLOAD_DIR": str(settings.upload_dir),
+        "SECRET_KEY": settings.secret_key,
+        "WORKER_CONCURRENCY": "1",
+        "SHUTDOWN_GRACE_SECONDS": "1",
+        "TASK_LEASE_SECONDS": "5",
+        "PROCESSORS": PROCESSORS_SETTING,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    port = _free_port()
+    with (tmp_path / "api.log").open("w") as log_file:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a server process, started once
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        spinning = await spin_pid(settings, task.id)
+        family = descendants(proc.pid)
+        assert spinning in family
+        proc.send_signal(signum)
+        await asyncio.to_thread(proc.wait, 15)
+        await wait_all_gone(family, within=5)
+        assert group_members(proc.pid) == set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in (tmp_path / "api.log").read_text()
