@@ -26,10 +26,12 @@ file its verdict is exactly :func:`decode`'s. Otherwise the prefix may end in
 the middle of a character (a Shift_JIS pair, a GB18030 sequence, a UTF-16
 surrogate pair), so every decode is incremental and tolerates an incomplete
 last sequence, charset-normalizer sees the prefix cut at a character boundary,
-and the verdict leans towards acceptance: the prefix is refused only when no
-encoding that :func:`decode` could choose reads it with fewer control
-characters than the whole file would be allowed, which means :func:`decode`
-would refuse the whole file too.
+and the verdict leans towards acceptance: the prefix is refused only when it
+starts with a binary signature, holds a NUL byte where :func:`decode` refuses
+one, or no encoding that :func:`decode` could choose reads it with no more
+control characters than the whole file would be allowed. Each means that
+:func:`decode` would refuse the whole file too, whatever follows the prefix
+(tests/processors/test_decoding.py checks this property on random mixtures).
 """
 
 from __future__ import annotations
