@@ -34,8 +34,6 @@ from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from app.log import get_logger
 from app.processors import registry
 from app.processors.base import AttemptCancelled, ProcessorError, ProcessorOutput
@@ -338,23 +336,33 @@ class ProcessorRunner:
     async def _run_in_thread(
         self, key: str, processor: Any, input_path: Path, output_dir: Path, on_progress: OnProgress
     ) -> ProcessorOutput:
+        """Run in a thread of its own (not a shared pool's: one that never returns would
+        hold a token of the pool for ever), abandoned when the attempt is stopped."""
         loop = asyncio.get_running_loop()
         stopped = self._thread_stops[key] = threading.Event()
+        finished: asyncio.Future[tuple[bool, Any]] = loop.create_future()
 
         def progress(percent: int, stage: str) -> None:
             if stopped.is_set():
                 raise AttemptCancelled(key)
             _call_soon(loop, on_progress, int(percent), stage)
 
-        def run() -> ProcessorOutput:
+        def run() -> None:
             try:
-                output: ProcessorOutput = processor.run(input_path, output_dir, progress)
-                return output
+                outcome: tuple[bool, Any] = (True, processor.run(input_path, output_dir, progress))
+            except BaseException as exc:
+                outcome = (False, exc)
             finally:  # the thread may outlive its attempt: it stops at its next progress call
                 if self._thread_stops.get(key) is stopped:
                     del self._thread_stops[key]
+            _call_soon(loop, _resolve, finished, outcome)
 
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        threading.Thread(target=run, name=f"attempt-{key}", daemon=True).start()
+        ok, value = await finished
+        if not ok:
+            raise value
+        output: ProcessorOutput = value
+        return output
 
     def stop(self, key: str) -> None:
         """Stop attempt ``key``: kill its process, or stop its thread at its next progress call."""

@@ -159,6 +159,19 @@ class Crasher:
         raise ValueError("an internal detail the user should not see")
 
 
+class Hang:
+    """Runs in a thread and ignores stops: sleeps 5 s without calling ``progress``."""
+
+    name = "hang"
+    cpu_bound = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        time.sleep(5)
+        return ProcessorOutput()
+
+
 writer = Writer()
 cpu_writer = CpuWriter()
 slow = Slow()
@@ -169,6 +182,7 @@ spin = Spin()
 hog = Hog()
 exiter = Exiter()
 crasher = Crasher()
+hang = Hang()
 
 PROCESSORS = {
     "writer": "tests.queue.processors:writer",
@@ -181,5 +195,6 @@ PROCESSORS = {
     "hog": "tests.queue.processors:hog",
     "exiter": "tests.queue.processors:exiter",
     "crasher": "tests.queue.processors:crasher",
+    "hang": "tests.queue.processors:hang",
 }
 PROCESSORS_SETTING = ",".join(f"{k}={v}" for k, v in PROCESSORS.items())

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -141,6 +142,26 @@ async def test_stopping_the_pool_kills_a_spinning_processor(
     await wait_gone(pid, within=2.5)
     back = await reload(sessions, spinning.id)
     assert (back.status, back.retry_count) == ("pending", 0)
+
+
+async def test_threads_that_ignore_their_stop_hold_neither_a_slot_nor_a_shared_thread(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    settings.task_timeout_seconds = 0.3
+    settings.task_max_retries = 0
+    pool = WorkerPool(settings, sessions, concurrency=1)
+    hanging = [await make_task("hang", priority=9) for _ in range(3)]
+    after = await make_task("writer", priority=1)
+    try:
+        async with asyncio.timeout(30):
+            await pool.run_until_idle()
+    finally:
+        pool._runner.close()
+    for task in hanging:
+        assert (await reload(sessions, task.id)).status == "failed"
+    assert (await reload(sessions, after.id)).status == "completed"
+    # the abandoned threads are the processors' own, not anyio's shared ones (file I/O)
+    assert anyio.to_thread.current_default_thread_limiter().borrowed_tokens == 0
 
 
 async def test_a_processor_that_allocates_without_bound_fails_with_a_reason(
