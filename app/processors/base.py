@@ -70,7 +70,15 @@ class ProcessorOutput:
 
 
 class Processor(Protocol):
-    """A kind of work. ``cpu_bound`` processors run in a process pool, others inline."""
+    """A kind of work.
+
+    ``cpu_bound`` processors run each attempt in a process of their own, under
+    ``PROCESSOR_MEMORY_LIMIT_MB``; stopping the attempt (timeout, cancel, lost
+    lease, shutdown) kills that process wherever it is, so they need not report
+    progress to be stoppable. The others run in a thread of the worker process,
+    which cannot be killed: they must be quick, or call ``progress`` often (the
+    call raises ``AttemptCancelled`` once the attempt was stopped).
+    """
 
     name: str
     cpu_bound: bool
