@@ -27,10 +27,10 @@ from app.processors.analyze.structure import (
     select_chapters,
 )
 
-SIZE = 40_000
+SIZE = 25_000
 FACTOR = 4
 MAX_RATIO = 8.0
-FLOOR_SECONDS = 0.01
+FLOOR_SECONDS = 0.05
 
 
 def _pipeline(text: str) -> None:
@@ -46,7 +46,7 @@ def _pipeline(text: str) -> None:
         by_line=by_line,
         progress=lambda fraction: None,
     )
-    assess(body.text, analysis, language)
+    assess(body, analysis, language)
 
 
 def _han(n: int) -> str:

@@ -16,9 +16,12 @@ from tests.processors.helpers import Run, analyze_bytes, analyze_text
 REPORT_KEYS = [
     "schema_version", "encoding", "language", "counts", "chapters", "reading_time_minutes",
     "average_sentence_length", "dialogue_ratio", "lexical_diversity", "keywords",
-    "character_names", "summary", "quality", "structure",
+    "character_names", "summary", "quality", "writing", "structure",
 ]  # fmt: skip
-CHAPTER_KEYS = ["index", "title", "offset", "words", "summary", "part", "sentences", "paragraphs"]
+CHAPTER_KEYS = [
+    "index", "title", "offset", "words", "summary", "part", "sentences", "paragraphs",
+    "dialogue_ratio",
+]  # fmt: skip
 SENTENCES = [
     "At dusk Margaret opened the heavy door of the lighthouse and climbed the stairs.",
     "The lamp at the top had not been lit for many years.",
@@ -41,7 +44,7 @@ def novel(chapters: int) -> str:
 def test_report_schema_and_result(tmp_path: Path) -> None:
     run = analyze_text(novel(3), tmp_path)
     assert list(run.report) == REPORT_KEYS
-    assert run.report["schema_version"] == 1
+    assert run.report["schema_version"] == 2
     assert list(run.report["encoding"]) == ["name", "confidence", "bom"]
     assert list(run.report["counts"]) == [
         "words",
@@ -50,11 +53,12 @@ def test_report_schema_and_result(tmp_path: Path) -> None:
         "chapters",
         "parts",
         "characters",
+        "segmented_words",
     ]
     assert all(list(c) == CHAPTER_KEYS for c in run.report["chapters"])
     assert list(run.report["quality"]) == ["score", "checks"]
     assert all(
-        list(c) == ["name", "count", "passed", "weight", "penalty"]
+        list(c) == ["name", "count", "passed", "weight", "penalty", "examples"]
         for c in run.report["quality"]["checks"]
     )
     assert list(run.report["structure"]) == [
@@ -136,7 +140,9 @@ def test_one_giant_line(tmp_path: Path) -> None:
     assert len(report["summary"]) == 10  # slices of the line, not one paragraph
     checks = {c["name"]: c for c in report["quality"]["checks"]}
     assert (checks["long_paragraphs"]["count"], checks["long_paragraphs"]["passed"]) == (1, False)
-    assert report["quality"]["score"] == 0.9
+    assert checks["missing_paragraph_breaks"]["count"] == 6000 * 8
+    # a long paragraph (0.2) and missing paragraph breaks (0.4): 0.8 × 0.6
+    assert report["quality"]["score"] == 0.48
 
 
 def test_crlf_and_lf_give_the_same_report(tmp_path: Path) -> None:
@@ -224,10 +230,16 @@ def test_quality_checks_each_count_their_problem(tmp_path: Path) -> None:
         "broken_lines": (1, False),
         "empty_chapters": (1, False),
         "long_paragraphs": (0, True),
+        "missing_paragraph_breaks": (0, True),
+        "gibberish": (2, True),  # "CafÃ" and "donâ": 2 of the text's 400-odd words
+        "truncated": (0, True),
+        "chapter_numbering": (0, True),
     }
     score = run.report["quality"]["score"]
-    penalties = sum(c["penalty"] for c in run.report["quality"]["checks"])
-    assert score == round(1 - penalties, 4)
+    product = 1.0
+    for check in run.report["quality"]["checks"]:
+        product *= 1 - check["penalty"]
+    assert score == round(product, 4)
     assert 0.0 <= score < 0.5
 
 
@@ -240,12 +252,18 @@ def test_chinese_mojibake_is_kana_or_cyrillic_amid_han(tmp_path: Path) -> None:
 
 def test_quality_score_stays_in_range_for_garbage() -> None:
     from app.processors.analyze.analysis import Analysis
+    from app.processors.analyze.keywords import Unknown
+    from app.processors.analyze.structure import Body
 
     text = "\ufffd\x01Ã©" * 1000
     analysis = Analysis(
         paragraphs=10, duplicate_paragraphs=10, broken_paragraphs=10, long_paragraphs=10
     )
     analysis.empty_chapters = 5
-    quality = assess(text, analysis, "en")
-    assert quality.score == 0.0
-    assert [c.passed for c in quality.checks] == [False] * 7
+    analysis.words = analysis.run_on_words = 10_000
+    analysis.unknown = Unknown(count=100, checked=100)
+    analysis.last_paragraph = "and then"
+    analysis.chapter_numbers = [(1, None), (3, None)]
+    quality = assess(Body(text, 0, "none"), analysis, "en")
+    assert 0.0 <= quality.score < 0.01
+    assert [c.passed for c in quality.checks] == [False] * 11

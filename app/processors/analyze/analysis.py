@@ -39,31 +39,51 @@ Summary
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
+from typing import Any
 
+from app.processors.analyze.characters import Character, LatinCast
+from app.processors.analyze.keywords import (
+    Unknown,
+    cjk_keywords,
+    latin_keywords,
+    unknown_han_characters,
+    unknown_latin_words,
+)
 from app.processors.analyze.language import stop_words
-from app.processors.analyze.names import cjk_names, cjk_stats, latin_names
+from app.processors.analyze.names import cjk_names, cjk_stats
+from app.processors.analyze.segmentation import segment as segment_words
 from app.processors.analyze.sentences import split_sentences
 from app.processors.analyze.structure import (
     AOZORA_MARKUP,
     Body,
+    Heading,
     Segment,
+    cjk_to_int,
     paragraphs,
 )
 from app.processors.analyze.text import (
     CJK_LANGUAGES,
     HAN,
     HAN_CHAR_RE,
-    KATAKANA_RUN_RE,
     WORD_RE,
     display,
     word_finder,
+)
+from app.processors.analyze.writing import (
+    OVERUSED,
+    PHRASES,
+    PhraseCounter,
+    chapter_lengths,
+    locate,
+    overused_candidates,
+    readability,
+    sentence_lengths,
 )
 
 TTR_WINDOW = 1000
@@ -75,6 +95,12 @@ READING_SPEED = {"zh": 300, "ja": 400, "ko": 250}
 """Words (CJK: characters) per minute; 238 for every other language (Brysbaert 2019)."""
 DEFAULT_READING_SPEED = 238
 LONG_PARAGRAPH_WORDS = 5000
+RUN_ON_WORDS = 1000
+"""A paragraph longer than this has lost its paragraph breaks (novels' longest run ~500)."""
+RUN_ON_CJK = 5000
+LONG_PARAGRAPH_CJK = 15000
+"""The same for Chinese and Japanese, whose words are characters."""
+SAMPLES = 3
 DUPLICATE_MIN_CHARS = 40
 QUOTED_FACTOR = 0.7
 MAX_CANDIDATES = 4000
@@ -102,6 +128,7 @@ class ChapterResult:
     sentences: int
     paragraphs: int
     summary: list[str]
+    dialogue_ratio: float = 0.0
 
 
 @dataclass(slots=True)
@@ -118,11 +145,27 @@ class Analysis:
     ttr_values: list[float] = field(default_factory=list)
     keywords: list[tuple[str, int]] = field(default_factory=list)
     names: list[tuple[str, int]] = field(default_factory=list)
+    characters: list[Character] = field(default_factory=list)
+    segmented_words: int | None = None
+    """Chinese and Japanese: words found by the segmenter (``words`` counts characters)."""
     summary: list[str] = field(default_factory=list)
     duplicate_paragraphs: int = 0
     broken_paragraphs: int = 0
     long_paragraphs: int = 0
     empty_chapters: int = 0
+    run_on_words: int = 0
+    """Words in paragraphs of more than RUN_ON_WORDS words (missing paragraph breaks)."""
+    unknown: Unknown = field(default_factory=Unknown)
+    """Words (CJK: characters) the language's frequency list does not know (gibberish)."""
+    last_paragraph: str = ""
+    chapter_numbers: list[tuple[int | None, str | None]] = field(default_factory=list)
+    """Each chapter's number (None when its heading has none) and part."""
+    sentence_lengths: Counter[int] = field(default_factory=Counter)
+    """Words per sentence → sentences."""
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    writing: dict[str, Any] = field(default_factory=dict)
+    """Writing metrics (:mod:`.writing`), as they go into the report."""
+    """Quality check name → up to SAMPLES paragraphs where the problem was seen."""
 
     @property
     def average_sentence_length(self) -> float:
@@ -177,6 +220,8 @@ class _Pass:
         self.by_line = by_line
         self.aozora = aozora
         self.stop = stop_words(language)
+        self.run_on = RUN_ON_CJK if self.cjk else RUN_ON_WORDS
+        self.long_paragraph = LONG_PARAGRAPH_CJK if self.cjk else LONG_PARAGRAPH_WORDS
         self.result = Analysis()
         self.words: Counter[str] = Counter()
         self.initial: Counter[str] = Counter()
@@ -186,6 +231,10 @@ class _Pass:
         self.previous_end = ""
         self.position = 0
         self.clean_texts: list[str] = []
+        self.text_chapters: list[int] = []
+        """The chapter (index, 0 outside chapters) of each of ``clean_texts``."""
+        self.cast = None if self.cjk else LatinCast(language)
+        self.phrases = None if self.cjk else PhraseCounter(language)
         self.content_words: dict[str, bool] = {}
         stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
         skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
@@ -212,10 +261,12 @@ class _Pass:
             key = hash(text)
             if key in self.seen_paragraphs:
                 result.duplicate_paragraphs += 1
+                _sample(result, "duplicate_paragraphs", text)
             else:
                 self.seen_paragraphs.add(key)
         if _broken(self.previous_end, text):
             result.broken_paragraphs += 1
+            _sample(result, "broken_lines", text)
         self.previous_end = text[-1]
         words = 0
         low, high = (6, 120) if self.cjk else (3, 60)
@@ -226,6 +277,7 @@ class _Pass:
         consumed = start
         position = self.position
         initial = self.initial
+        lengths = result.sentence_lengths
         find_words, has_quote = self.find_words, _HAS_QUOTE.search
         paragraph_tokens: list[str] = []  # counted once per paragraph: fewer calls
         for sentence in split_sentences(text):
@@ -238,6 +290,7 @@ class _Pass:
                 continue
             words += count
             position += 1
+            lengths[count] += 1
             paragraph_tokens += tokens
             if latin:
                 initial[tokens[0]] += 1
@@ -255,9 +308,16 @@ class _Pass:
             self._close_window()
         if latin:  # CJK counts bigrams of the whole text instead
             words_out += paragraph_tokens
+            if self.phrases is not None:
+                self.phrases.add(paragraph_tokens)
         result.sentence_words += words
-        if words > LONG_PARAGRAPH_WORDS:
-            result.long_paragraphs += 1
+        if words > self.run_on:
+            result.run_on_words += words
+            _sample(result, "missing_paragraph_breaks", text)
+            if words > self.long_paragraph:
+                result.long_paragraphs += 1
+                _sample(result, "long_paragraphs", text)
+        result.last_paragraph = text
         return words
 
     def _close_window(self) -> None:
@@ -318,16 +378,21 @@ class _Pass:
             if self.aozora:
                 head = AOZORA_MARKUP.sub("", head)
                 content = AOZORA_MARKUP.sub("", content)
+            is_chapter = heading is not None and heading.kind == "chapter"
+            chapter_number = len(result.chapters) + 1 if is_chapter else 0
             if self.cjk:
                 self.clean_texts.append(head)
                 self.clean_texts.append(content)
+                self.text_chapters += [chapter_number, chapter_number]
+            elif self.cast is not None:
+                self.cast.feed(content, chapter_number)
             head_words = len(WORD_RE.findall(head))
             paras = paragraphs(content, by_line=self.by_line)
             sentences_before = self.position
+            chars_before, dialogue_before = result.paragraph_chars, result.dialogue_chars
             counter: Counter[str] = Counter()
             pending: list[str] = []
             words = head_words
-            is_chapter = heading is not None and heading.kind == "chapter"
             if has_chapters:
                 slices = [_Unit()]
                 for para in paras:
@@ -356,6 +421,8 @@ class _Pass:
             if is_chapter and heading is not None:
                 if words == head_words:
                     result.empty_chapters += 1
+                chars = result.paragraph_chars - chars_before
+                dialogue = result.dialogue_chars - dialogue_before
                 result.chapters.append(
                     ChapterResult(
                         index=len(result.chapters) + 1,
@@ -366,8 +433,10 @@ class _Pass:
                         sentences=self.position - sentences_before,
                         paragraphs=len(paras),
                         summary=[],
+                        dialogue_ratio=round(dialogue / chars, 4) if chars else 0.0,
                     )
                 )
+                result.chapter_numbers.append((_heading_number(heading), segment.part))
                 units.append(slices[0])
             elif not has_chapters:
                 units.extend(slices)
@@ -375,6 +444,20 @@ class _Pass:
         if self.window_words and (not result.ttr_values or self.window_words >= TTR_WINDOW // 2):
             self._close_window()
         return result, units
+
+
+def _heading_number(heading: Heading) -> int | None:
+    """The number a chapter heading carries (``12`` of ``CHAPTER XII``, ``第十二回``)."""
+    digits = re.sub(r"\D", "", heading.key)
+    if digits:
+        return int(digits)
+    return cjk_to_int(heading.key.strip("章回节節卷部篇")) if heading.key else None
+
+
+def _sample(result: Analysis, check: str, text: str) -> None:
+    found = result.samples.setdefault(check, [])
+    if len(found) < SAMPLES:
+        found.append(text)
 
 
 def _broken(previous_end: str, text: str) -> bool:
@@ -411,10 +494,20 @@ def analyse(
         stats = cjk_stats(walk.clean_texts, language)
         walk.score_cjk(units, stats.bigrams)
         result.names = cjk_names(stats, walk.clean_texts, language, NAMES)
-        result.keywords = _cjk_keywords(stats.bigrams, walk.clean_texts, language)
+        result.characters = _cjk_presence(result.names, walk.clean_texts, walk.text_chapters)
+        segmented = segment_words(walk.clean_texts, language)
+        result.segmented_words = segmented.words
+        result.unknown = unknown_han_characters(walk.clean_texts, language)
+        result.keywords = cjk_keywords(
+            segmented.counts, segmented.words, language, [n for n, _ in result.names]
+        )
     else:
-        result.names = latin_names(walk.words, walk.initial, language, NAMES)
-        result.keywords = _latin_keywords(walk.words, language)
+        assert walk.cast is not None
+        result.characters = walk.cast.characters(walk.words, NAMES)
+        result.names = [(c.name, c.mentions) for c in result.characters]
+        result.keywords = latin_keywords(walk.words, language, [n for n, _ in result.names])
+        result.unknown = unknown_latin_words(walk.words, language)
+    result.writing = _writing(walk, result, body, language)
     if result.chapters:
         picked = [_best(unit, PER_CHAPTER) for unit in units]
         for chapter, best in zip(result.chapters, picked, strict=True):
@@ -422,6 +515,61 @@ def analyse(
         units = [_Unit(best) for best in picked]
     result.summary = [display(text) for text in _overall(units)]
     return result
+
+
+def _writing(walk: _Pass, result: Analysis, body: Body, language: str) -> dict[str, Any]:
+    """The writing metrics of the report (see :mod:`.writing`)."""
+    offsets = [c.offset for c in result.chapters]
+    overused: list[dict[str, Any]] = []
+    phrases: list[dict[str, Any]] = []
+    readable = None
+    if not walk.cjk:
+        readable = readability(walk.words, result.sentences, result.sentence_words, language)
+        total = max(1, result.words)
+        words = overused_candidates(walk.words, total, language)
+        overused = [
+            {
+                "term": found.text,
+                "count": found.count,
+                "per_10k_words": round(found.count * 10_000 / total, 1),
+                "first_offset": found.offset,
+                "chapters": found.chapters,
+            }
+            for found in locate(words, body, offsets, OVERUSED)
+        ]
+        if walk.phrases is not None:
+            candidates = walk.phrases.candidates(PHRASES)
+            phrases = [
+                {
+                    "phrase": found.text,
+                    "count": found.count,
+                    "first_offset": found.offset,
+                    "chapters": found.chapters,
+                }
+                for found in locate(candidates, body, offsets, PHRASES)
+            ]
+    return {
+        "readability": readable,
+        "sentence_lengths": sentence_lengths(result.sentence_lengths),
+        "chapter_lengths": chapter_lengths([c.words for c in result.chapters]),
+        "overused_words": overused,
+        "repeated_phrases": phrases,
+    }
+
+
+def _cjk_presence(
+    names: list[tuple[str, int]], texts: list[str], chapters: list[int]
+) -> list[Character]:
+    """Each name's mentions per chapter (one ``str.count`` per name and stretch)."""
+    out: list[Character] = []
+    for name, mentions in names:
+        per: Counter[int] = Counter()
+        for text, chapter in zip(texts, chapters, strict=True):
+            found = text.count(name)
+            if found:
+                per[chapter] += found
+        out.append(Character(name, mentions, dict(per)))
+    return out
 
 
 def _overall(units: list[_Unit]) -> list[str]:
@@ -436,55 +584,6 @@ def _overall(units: list[_Unit]) -> list[str]:
         if pool:
             chosen.append(min(pool, key=lambda c: (-c.score, c.position)))
     return [c.text for c in sorted(chosen, key=lambda c: c.position)]
-
-
-def _latin_keywords(words: Counter[str], language: str) -> list[tuple[str, int]]:
-    stop = stop_words(language)
-    folded: Counter[str] = Counter()
-    for word, count in words.items():
-        term = word.lower()
-        if "'" in term or "’" in term:
-            term = _ELISION.sub("", _POSSESSIVE.sub("", term))
-            if "'" in term or "’" in term:
-                continue
-        if len(term) >= 3 and term not in stop and not term[0].isdigit():
-            folded[term] += count
-    return heapq.nsmallest(KEYWORDS, folded.items(), key=_by_count)
-
-
-def _cjk_keywords(bigrams: Counter[str], texts: list[str], language: str) -> list[tuple[str, int]]:
-    """Frequent Han bigrams without stop characters (a bigram nearly always read inside
-    the same trigram, like 王夫 in 王夫人, gives way to that trigram), and for Japanese
-    katakana words."""
-    stop = stop_words(language)
-    stop_chars = frozenset(w for w in stop if len(w) == 1)
-    terms = Counter(
-        {g: c for g, c in bigrams.items() if stop_chars.isdisjoint(g) and g not in stop}
-    )
-    if language == "ja":
-        for text in texts:
-            terms.update(KATAKANA_RUN_RE.findall(text))
-    top = heapq.nsmallest(KEYWORDS * 3, terms.items(), key=_by_count)
-    joined = "\n".join(texts)
-    merged: Counter[str] = Counter()
-    for term, count in top:
-        if len(term) == 2:
-            term, count = _widen(term, count, joined)
-        merged[term] = max(merged[term], count)
-    return heapq.nsmallest(KEYWORDS, merged.items(), key=_by_count)
-
-
-def _widen(gram: str, count: int, text: str) -> tuple[str, int]:
-    """``gram`` or, when at least WIDEN_SHARE of its occurrences sit in one trigram,
-    that trigram and its count."""
-    escaped = re.escape(gram)
-    for pattern, before in ((rf"{escaped}([{HAN}])", False), (rf"([{HAN}]){escaped}", True)):
-        neighbours: Counter[str] = Counter(re.findall(pattern, text))
-        if neighbours:
-            char, seen = min(neighbours.items(), key=lambda item: (-item[1], item[0]))
-            if seen >= WIDEN_SHARE * count:
-                return (char + gram if before else gram + char), seen
-    return gram, count
 
 
 def _by_count(item: tuple[str, int]) -> tuple[int, str]:

@@ -1,14 +1,6 @@
 """Main character names, from counts the analysis pass already made.
 
-Latin script
-    A name is a capitalised word (``Elizabeth``, ``Léon``; a possessive ``’s``
-    folded in) that is *capitalised where it is not sentence-initial* at least
-    :data:`MIN_MID_SENTENCE` times, and at least
-    :data:`CAPITALISED_SHARE` of the time it appears mid-sentence (so
-    ``Whale`` in "the White Whale" does not count, "whale" being common). Stop
-    words, honorifics (:data:`HONORIFICS`: Mr, Mrs, Lady, Captain, Madame, …)
-    and calendar or nationality words (:data:`NOT_NAMES`) are excluded.
-    Mentions are the capitalised occurrences, sentence starts included.
+Latin-script names are found by :mod:`.characters`.
 
 Chinese and Japanese
     Candidates are Han bigrams and trigrams. A name is frequent, begins a run
@@ -17,8 +9,13 @@ Chinese and Japanese
     verb in Chinese (``宝玉道``, ``凤姐笑``), a particle or an honorific in
     Japanese (``主人は``, ``寒月君``). Score = count × share starting a run ×
     share followed so (= starts × followed / count); an n-gram overlapping a
-    better-scored one (夫人 inside 王夫人, 凤姐儿 beside 凤姐) is dropped.
-    Mentions are the n-gram's count.
+    better-scored one (夫人 inside 王夫人, 凤姐儿 beside 凤姐) is dropped. So is
+    one of the language's :data:`COMMON_CJK_WORDS` most frequent words (人間,
+    学校, 今度: ``wordfreq``'s list), unless the segmenter's dictionary tags it
+    as a person's name, and, in Chinese, a collective noun: an n-gram followed
+    by 都/皆/俱/齐 ("all") at least :data:`COLLECTIVE_SHARE` of the time (众人,
+    "everyone"; a person's name is, about 2 % of the time).
+    Mentions are the n-gram's count; the names are sorted by mentions.
 """
 
 from __future__ import annotations
@@ -27,27 +24,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from app.processors.analyze.keywords import common_words
 from app.processors.analyze.language import STOP_WORDS, stop_words
+from app.processors.analyze.segmentation import is_dictionary_person
 from app.processors.analyze.text import HAN
 
-MIN_MID_SENTENCE = 3
-CAPITALISED_SHARE = 0.8
-_HONORIFICS = """mr mrs miss ms dr sir madam madame mademoiselle monsieur mme mlle messrs
-lady lord captain capt colonel col general major lieutenant sergeant professor prof reverend
-rev saint st uncle aunt father mother brother sister doctor master mistress dame don doña
-señor señora herr frau fräulein signor signora"""
-HONORIFICS = frozenset(_HONORIFICS.split())
-"""Titles written before a name: never names themselves."""
-_NOT_NAMES = """monday tuesday wednesday thursday friday saturday sunday january
-february march april may june july august september october november december lundi mardi
-mercredi jeudi vendredi samedi dimanche janvier février mars avril mai juin juillet août
-septembre octobre novembre décembre english french german dutch spanish italian american
-british irish scotch scottish indian christian christians god heaven chapter book part
-volume contents illustration project gutenberg ebook dieu"""
-NOT_NAMES = frozenset(_NOT_NAMES.split())
-"""Capitalised words that are not people: days, months, nationalities, book parts."""
-
-_POSSESSIVE = re.compile(r"['’]s$")
 _ZH_FOLLOWERS = "道说笑听忙便问叹哭看走想答喝劝骂拉"
 _JA_FOLLOWERS = "はがのもとにをへで君様氏さ"
 _CJK_MIN_COUNT = 5
@@ -58,6 +39,12 @@ _FOLLOWED = {
     for language, followers in (("zh", _ZH_FOLLOWERS), ("ja", _JA_FOLLOWERS))
     for size in (2, 3)
 }
+COMMON_CJK_WORDS = 2000
+"""A name candidate among the language's most frequent words is a common noun (人間,
+学校, 今度), unless the segmenter's dictionary tags it as a person's name."""
+_ALL_ADVERBS = "都皆俱齐"
+COLLECTIVE_SHARE = 0.1
+"""Chinese: an n-gram followed this often by 都/皆/俱/齐 ("all") names a group (众人)."""
 TRIGRAM_CANDIDATES = 150
 """Trigrams counted in full: the most often followed ones that also start runs."""
 
@@ -117,37 +104,24 @@ def cjk_names(
     for _, gram, count in scored:
         if any(gram in name or name in gram for name, _ in chosen):
             continue
+        if not _is_person(gram, count, texts, language):
+            continue
         chosen.append((gram, count))
         if len(chosen) == limit:
             break
+    chosen.sort(key=lambda item: (-item[1], item[0]))
     return chosen
 
 
-def latin_names(
-    words: Counter[str], initial: Counter[str], language: str, limit: int
-) -> list[tuple[str, int]]:
-    """Names from case-sensitive word counts and sentence-initial word counts."""
-    capitalised: Counter[str] = Counter()
-    at_start: Counter[str] = Counter()
-    for word, count in words.items():
-        if not word[0].isupper():
-            continue
-        base = _POSSESSIVE.sub("", word) if word[-1] in "sS" else word
-        if "'" in base or "’" in base:
-            continue  # a contraction (I’ve, O’er) or an elision (L'abbé), not a name
-        if base[1:].islower():
-            capitalised[base] += count
-            at_start[base] += initial.get(word, 0)
-    stop = stop_words(language) | STOP_WORDS["en"]
-    found: list[tuple[str, int]] = []
-    for name, count in capitalised.items():
-        folded = name.lower()
-        if len(name) < 2 or folded in stop or folded in HONORIFICS or folded in NOT_NAMES:
-            continue
-        mid = count - at_start[name]
-        lower = words.get(folded, 0) + words.get(f"{folded}’s", 0) + words.get(f"{folded}'s", 0)
-        if mid < MIN_MID_SENTENCE or mid < CAPITALISED_SHARE * (mid + lower):
-            continue
-        found.append((name, count))
-    found.sort(key=lambda item: (-item[1], item[0]))
-    return found[:limit]
+def _is_person(gram: str, count: int, texts: list[str], language: str) -> bool:
+    """Not a common word of the language (unless the segmenter's dictionary knows it as
+    a person's name), and in Chinese not a collective noun (see the module docstring)."""
+    if gram in common_words(language, COMMON_CJK_WORDS) and not is_dictionary_person(
+        gram, language
+    ):
+        return False
+    if language == "zh":
+        together = sum(text.count(gram + adverb) for text in texts for adverb in _ALL_ADVERBS)
+        if together >= COLLECTIVE_SHARE * count:
+            return False
+    return True

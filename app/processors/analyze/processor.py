@@ -103,7 +103,7 @@ class AnalyzeProcessor:
             progress=report_progress.analysing,
             summarising=lambda: report_progress.stage_start("summarising"),
         )
-        quality = assess(body.text, analysis, language)
+        quality = assess(body, analysis, language)
 
         report_progress.stage_start("writing")
         report = build_report(decoded, body, language, by_line, parts, analysis, quality)

@@ -18,7 +18,7 @@ from app.processors.analyze.quality import Quality
 from app.processors.analyze.structure import Body, Heading
 from app.processors.analyze.text import CJK_LANGUAGES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def reading_time_minutes(words: int, language: str) -> int:
@@ -53,6 +53,7 @@ def build_report(
             "chapters": len(analysis.chapters),
             "parts": len(parts),
             "characters": len(decoded.text),
+            "segmented_words": analysis.segmented_words,
         },
         "chapters": [
             {
@@ -64,6 +65,7 @@ def build_report(
                 "part": chapter.part,
                 "sentences": chapter.sentences,
                 "paragraphs": chapter.paragraphs,
+                "dialogue_ratio": chapter.dialogue_ratio,
             }
             for chapter in analysis.chapters
         ],
@@ -72,7 +74,16 @@ def build_report(
         "dialogue_ratio": analysis.dialogue_ratio,
         "lexical_diversity": analysis.lexical_diversity,
         "keywords": [{"term": term, "count": count} for term, count in analysis.keywords],
-        "character_names": [{"name": name, "mentions": count} for name, count in analysis.names],
+        "character_names": [
+            {
+                "name": character.name,
+                "mentions": character.mentions,
+                "chapter_mentions": [
+                    character.chapters.get(chapter.index, 0) for chapter in analysis.chapters
+                ],
+            }
+            for character in analysis.characters
+        ],
         "summary": analysis.summary,
         "quality": {
             "score": quality.score,
@@ -83,10 +94,15 @@ def build_report(
                     "passed": check.passed,
                     "weight": check.weight,
                     "penalty": check.penalty,
+                    "examples": [
+                        {"chapter": e.chapter, "offset": e.offset, "sample": e.sample}
+                        for e in check.examples
+                    ],
                 }
                 for check in quality.checks
             ],
         },
+        "writing": analysis.writing,
         "structure": {
             "boilerplate": body.boilerplate,
             "body_offset": body.offset,

@@ -48,7 +48,10 @@ from app.processors.analyze.text import count_words
 # --------------------------------------------------------------------------- boilerplate
 
 _PG_START = re.compile(
-    r"\*{3}\s*START OF (?:THE |THIS )?PROJECT GUTENBERG[^\n]*|\*END\*THE SMALL PRINT[^\n]*",
+    # the marker ends at its closing asterisks, or its line (read no further: a text
+    # that has lost its line breaks is one line)
+    r"\*{3}\s*START OF (?:THE |THIS )?PROJECT GUTENBERG(?:[^\n*]{0,300}\*{3}[ \t]*)?"
+    r"|\*END\*THE SMALL PRINT[^\n]{0,300}",
     re.IGNORECASE,
 )
 _PG_END = re.compile(r"\*{3}\s*END OF (?:THE |THIS )?PROJECT GUTENBERG", re.IGNORECASE)
@@ -64,6 +67,7 @@ _AOZORA_COLOPHON = re.compile(r"^底本：", re.MULTILINE)
 AOZORA_MARKUP = re.compile(r"《[^》\n]*》|［＃[^］\n]*］|｜")
 
 BoilerplateKind = Literal["gutenberg", "aozora", "none"]
+MARKER_LINE_CHARS = 300
 HEADER_CHARS = 100_000
 """A Project Gutenberg START marker is looked for this far into the text."""
 FOOTER_CHARS = 200_000
@@ -85,8 +89,16 @@ def find_body(text: str) -> Body:
     start = _PG_START.search(text, 0, HEADER_CHARS)
     if start is not None:
         lo = _line_end(text, start.end())
-        end = _PG_END.search(text, max(lo, len(text) - FOOTER_CHARS)) or _PG_END.search(text, lo)
-        hi = _line_start(text, end.start()) if end is not None else len(text)
+        if lo - start.end() > MARKER_LINE_CHARS:  # no line break after the marker
+            lo = start.end()
+        # the last END marker (a file pasted twice holds two)
+        end = _last(_PG_END.finditer(text, max(lo, len(text) - FOOTER_CHARS)))
+        end = end or _PG_END.search(text, lo)
+        hi = len(text)
+        if end is not None:
+            hi = _line_start(text, end.start())
+            if end.start() - hi > MARKER_LINE_CHARS:  # no line break before the marker
+                hi = end.start()
         trailer = _PG_END_LINE.search(text, max(lo, hi - 3000), hi)
         if trailer is not None:
             hi = trailer.start()
@@ -94,7 +106,7 @@ def find_body(text: str) -> Body:
         if produced is not None:
             lo = produced.end()
         return Body(text[lo:hi], lo, "gutenberg")
-    colophon = _AOZORA_COLOPHON.search(text)
+    colophon = _last(_AOZORA_COLOPHON.finditer(text))  # the last (a file pasted twice)
     rules = [m for m in _AOZORA_RULE.finditer(text, 0, colophon.start() if colophon else 20_000)]
     legend = len(rules) >= 2 and "記号" in text[rules[0].end() : rules[1].start()]
     if colophon is not None or legend:
@@ -102,6 +114,13 @@ def find_body(text: str) -> Body:
         hi = colophon.start() if colophon is not None and colophon.start() > lo else len(text)
         return Body(text[lo:hi], lo, "aozora")
     return Body(text, 0, "none")
+
+
+def _last(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
+    found = None
+    for found in matches:  # noqa: B007 (the loop keeps the last match)
+        pass
+    return found
 
 
 def _line_end(text: str, pos: int) -> int:
