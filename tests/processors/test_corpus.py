@@ -185,17 +185,40 @@ def test_summary_is_short_and_in_text_order(case: tuple[dict[str, Any], Run]) ->
     assert 1 <= len(report["summary"]) <= 10
     assert all(1 <= len(c["summary"]) <= 3 for c in report["chapters"])
     text = decode((CORPUS / truth["file"]).read_bytes()).text
-    flat = re.sub(r"\s+", "", AOZORA_MARKUP.sub("", text))
+    flat = re.sub(r"[\s_*]+", "", AOZORA_MARKUP.sub("", text))  # emphasis marks removed
     for sentences in [report["summary"], *(c["summary"] for c in report["chapters"])]:
         position = 0
         for sentence in sentences:
-            found = flat.find(re.sub(r"\s+", "", sentence), position)
+            found = flat.find(re.sub(r"[\s_*]+", "", sentence), position)
             assert found >= position, sentence
             position = found + 1
     overall = set(report["summary"])
     assert overall <= {s for c in report["chapters"] for s in c["summary"]}
     joiner = "" if report["language"] in ("zh", "ja") else " "
     assert run.output.summary == joiner.join(report["summary"])
+
+
+def test_summaries_read_as_a_synopsis(case: tuple[dict[str, Any], Run]) -> None:
+    """Whole narrated sentences: no dialogue, no tags or fragments, no markup, no
+    repeated exclamations; the overall summary names more than one character."""
+    _, run = case
+    report = run.report
+    cjk = report["language"] in ("zh", "ja")
+    for sentence in report["summary"]:
+        assert not re.search(r"[“”\"«»「」『』_*#]", sentence), sentence
+        assert not sentence.startswith(("-", "—", "–", "‘")), sentence
+        assert sentence.endswith(("。", ".")), sentence
+        assert not sentence.endswith((":", ",", "...", "…")), sentence
+        if not cjk:
+            assert sentence[0].isupper(), sentence
+            words = re.findall(r"\w+", sentence.lower())
+            assert len(set(words)) >= 0.5 * len(words), sentence
+    for chapter in report["chapters"]:
+        for sentence in chapter["summary"]:
+            assert "_" not in sentence or "__" in sentence, sentence
+    top = [_bare(n["name"]) for n in report["character_names"][:10]]
+    named = {name for name in top for sentence in report["summary"] if name in sentence}
+    assert len(named) >= 3, (named, report["summary"])
 
 
 def test_quality_checks_and_scores(case: tuple[dict[str, Any], Run]) -> None:

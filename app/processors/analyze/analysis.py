@@ -28,9 +28,16 @@ Summary
     being ``log(1 + its count in the chapter)`` for content words (not stop
     words, 3+ letters, counted case-sensitively; for CJK: Han bigrams without
     stop characters, counted over the whole body) and 0
-    otherwise, times ``min(1, words / 8)`` (short sentences say little),
-    times :data:`QUOTED_FACTOR` for a sentence with quotation marks (narration summarises
-    better than dialogue). Candidates have 3–60 words (CJK: 6–120). The
+    otherwise, times ``min(1, words / 8)`` (short sentences say little).
+    A synopsis is told in narration: a sentence that is not *synopsis-like*
+    (:func:`synopsis_like`: a whole declarative sentence, starting with a
+    capital and ending with a period, without quotation marks, dialogue dashes,
+    Markdown markup or a word repeated in a row) is kept only as a last resort
+    (times :data:`LOOSE_FACTOR`). At selection, a sentence naming main
+    characters weighs more: times ``1 + CHARACTER_BONUS × the number of the
+    :data:`MAIN_CHARACTERS` it names`` (a synopsis follows its people, and more
+    than one of them). Markdown emphasis marks are removed from the sentences
+    shown. Candidates have 3–60 words (CJK: 6–120). The
     overall summary splits the chapters into at most :data:`OVERALL` equal
     groups and takes each group's best chapter sentence; without chapters,
     the body is cut into :data:`OVERALL` slices of equal length instead. Ties go
@@ -44,10 +51,10 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import pairwise, repeat
 from typing import Any
 
-from app.processors.analyze.characters import Character, LatinCast
+from app.processors.analyze.characters import HONORIFICS, Character, LatinCast
 from app.processors.analyze.keywords import (
     Unknown,
     cjk_keywords,
@@ -102,7 +109,10 @@ LONG_PARAGRAPH_CJK = 15000
 """The same for Chinese and Japanese, whose words are characters."""
 SAMPLES = 3
 DUPLICATE_MIN_CHARS = 40
-QUOTED_FACTOR = 0.7
+LOOSE_FACTOR = 0.02
+"""Weight of a sentence that is not synopsis-like (dialogue, a fragment, markup)."""
+CHARACTER_BONUS = 0.3
+MAIN_CHARACTERS = 10
 MAX_CANDIDATES = 4000
 COUNT_BATCH = 65536
 """Words collected before they are added to the chapter's counts."""
@@ -192,7 +202,8 @@ class _Candidate:
     """Its number of words."""
     tokens: list[str]
     """Its words, until it is scored (Latin); then emptied to free memory."""
-    quoted: bool
+    loose: bool
+    """Not synopsis-like (see the module docstring)."""
     score: float = 0.0
 
 
@@ -298,8 +309,9 @@ class _Pass:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
                     quoted = has_quotes and has_quote(sentence) is not None
+                    loose = quoted or not synopsis_like(sentence, tokens, self.cjk)
                     kept = tokens if latin else []  # CJK scoring reads the text itself
-                    unit.keep(_Candidate(position, sentence, count, kept, quoted))
+                    unit.keep(_Candidate(position, sentence, count, kept, loose))
         self.position = position
         # the type-token window grows a paragraph at a time (one set update per paragraph)
         self.window.update(paragraph_tokens)
@@ -353,7 +365,7 @@ class _Pass:
 
     @staticmethod
     def _adjust(mean: float, size: float, cand: _Candidate) -> float:
-        return mean * min(1.0, size / 8) * (QUOTED_FACTOR if cand.quoted else 1.0)
+        return mean * min(1.0, size / 8) * (LOOSE_FACTOR if cand.loose else 1.0)
 
     # -- the whole body ---------------------------------------------------------------
     def run(
@@ -460,6 +472,28 @@ def _sample(result: Analysis, check: str, text: str) -> None:
         found.append(text)
 
 
+_SYNOPSIS_END = re.compile(r"[^.!?…:;,][.。](?:[)）])?\Z")
+_MARKUP = re.compile(r"[#|\[\]<>{}*]|^\s*[-*+>]\s|(?<!\w)[_*]{1,2}\w|\w[_*]{1,2}(?!\w)")
+_DIALOGUE_START = re.compile(r"^\s*(?:[—–―-]|[‘'])")
+
+
+def synopsis_like(sentence: str, tokens: list[str], cjk: bool) -> bool:
+    """A whole declarative sentence told in narration (see the module docstring)."""
+    text = sentence.strip()
+    if _SYNOPSIS_END.search(text) is None or _DIALOGUE_START.match(text):
+        return False
+    if _HAS_QUOTE.search(text) is not None or _MARKUP.search(text) is not None:
+        return False
+    if not cjk and not text[0].isupper():
+        return False
+    if cjk:
+        return len(set(text)) >= 0.3 * len(text)
+    folded = [t.lower() for t in tokens]
+    if any(a == b for a, b in pairwise(folded)):
+        return False  # "caw! caw!", "no, no"
+    return len(set(folded)) >= 0.5 * len(folded)
+
+
 def _broken(previous_end: str, text: str) -> bool:
     """A paragraph break inside a sentence: a letter or comma, then a lower-case letter."""
     if not previous_end:
@@ -508,13 +542,42 @@ def analyse(
         result.keywords = latin_keywords(walk.words, language, [n for n, _ in result.names])
         result.unknown = unknown_latin_words(walk.words, language)
     result.writing = _writing(walk, result, body, language)
+    _favour_characters(units, [name for name, _ in result.names[:MAIN_CHARACTERS]])
     if result.chapters:
         picked = [_best(unit, PER_CHAPTER) for unit in units]
         for chapter, best in zip(result.chapters, picked, strict=True):
-            chapter.summary = [display(c.text) for c in best]
+            chapter.summary = [_shown(c.text) for c in best]
         units = [_Unit(best) for best in picked]
-    result.summary = [display(text) for text in _overall(units)]
+    result.summary = [_shown(text) for text in _overall(units)]
     return result
+
+
+_EMPHASIS = re.compile(r"(?<!\w)[_*]{1,2}(?=\w)|(?<=\w)[_*]{1,2}(?!\w)")
+
+
+def _shown(text: str) -> str:
+    """A summary sentence as shown: on one line, without Markdown emphasis marks."""
+    return display(_EMPHASIS.sub("", text))
+
+
+def _favour_characters(units: list[_Unit], names: list[str]) -> None:
+    """Weigh sentences naming main characters more (see the module docstring)."""
+    keys = [_without_title(name) for name in names]
+    if not keys:
+        return
+    for unit in units:
+        for cand in unit.candidates:
+            named = sum(1 for key in keys if key in cand.text)
+            if named:
+                cand.score *= 1 + CHARACTER_BONUS * named
+
+
+def _without_title(name: str) -> str:
+    """``Mr. Darcy`` → ``Darcy``; ``Lady Catherine`` → ``Catherine``; ``宝玉`` stays."""
+    first, _, rest = name.partition(" ")
+    if rest and (first.endswith(".") or first.lower() in HONORIFICS):
+        return rest
+    return name
 
 
 def _writing(walk: _Pass, result: Analysis, body: Body, language: str) -> dict[str, Any]:
