@@ -92,19 +92,26 @@ def test_summary_markdown_layout(tmp_path: Path) -> None:
         "## Summary",
         "## Main characters",
         "## Keywords",
+        "## Writing",
         "## Chapters",
-        f"### 1. Chapter 1 ({run.report['chapters'][0]['words']:,} words)",
-        f"### 2. Chapter 2 ({run.report['chapters'][1]['words']:,} words)",
+        f"### 1. Chapter 1 ({run.report['chapters'][0]['words']:,} words, 0% dialogue)",
+        f"### 2. Chapter 2 ({run.report['chapters'][1]['words']:,} words, 0% dialogue)",
         "## Quality checks",
     ]
     assert (
         "\n".join(
-            ["| Check | Count | Passed |", "|---|---:|---|", "| replacement_chars | 0 | yes |"]
+            [
+                "| Check | Count | Passed | Where |",
+                "|---|---:|---|---|",
+                "| replacement_chars | 0 | yes |  |",
+            ]
         )
         in md
     )
     assert " ".join(run.report["summary"]) in md
-    assert "- Margaret (" in md
+    assert "- Margaret (4 mentions, in 2 of 2 chapters)" in md
+    assert "| Readability | " in md
+    assert "| 11–15 | " in md
 
 
 def test_summary_limits_order_and_determinism(tmp_path: Path) -> None:

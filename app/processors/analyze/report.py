@@ -127,6 +127,62 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _where(example: dict[str, Any]) -> str:
+    chapter = f"chapter {example['chapter']}, " if example["chapter"] else ""
+    return f"{chapter}offset {example['offset']:,}: “{example['sample']}”"
+
+
+def _readability_rows(report: dict[str, Any]) -> list[str]:
+    readable = report["writing"]["readability"]
+    if readable is None:
+        return []
+    return [f"| Readability | {readable['score']} ({readable['formula']}) |"]
+
+
+def _writing_lines(writing: dict[str, Any]) -> list[str]:
+    """The ``## Writing`` section: sentence lengths, pacing, overused words, phrases."""
+    lengths = writing["sentence_lengths"]
+    if not lengths["max"]:
+        return []
+    lines = [
+        "## Writing",
+        "",
+        f"Sentences: {lengths['mean']} words on average, median {lengths['median']}, "
+        f"90 % under {lengths['p90']}, longest {lengths['max']}.",
+        "",
+        "| Words per sentence | Sentences |",
+        "|---|---:|",
+    ]
+    for bucket in lengths["histogram"]:
+        span = f"{bucket['min']}–{bucket['max']}" if bucket["max"] else f"{bucket['min']}+"
+        lines.append(f"| {span} | {bucket['sentences']:,} |")
+    lines.append("")
+    pacing = writing["chapter_lengths"]
+    if pacing:
+        lines += [
+            f"Chapters: {pacing['min']:,} to {pacing['max']:,} words, "
+            f"{pacing['mean']:,} on average (standard deviation {pacing['stdev']:,}).",
+            "",
+        ]
+    if writing["overused_words"]:
+        lines += ["Overused words (count, per 10,000 words, chapters where most used):", ""]
+        lines += [
+            f"- {w['term']}: {w['count']:,} ({w['per_10k_words']}), chapters "
+            f"{', '.join(map(str, w['chapters'])) or '–'}"
+            for w in writing["overused_words"]
+        ]
+        lines.append("")
+    if writing["repeated_phrases"]:
+        lines += ["Repeated phrases:", ""]
+        lines += [
+            f"- “{p['phrase']}” × {p['count']:,}, chapters "
+            f"{', '.join(map(str, p['chapters'])) or '–'}"
+            for p in writing["repeated_phrases"]
+        ]
+        lines.append("")
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """``summary.md``: the report for a person to read (layout in docs/report-schema.md).
 
@@ -145,6 +201,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{', BOM' if encoding['bom'] else ''}) |",
         f"| Language | {report['language']} |",
         f"| Words | {counts['words']:,} |",
+        *(
+            [f"| Words (segmented) | {counts['segmented_words']:,} |"]
+            if counts.get("segmented_words") is not None
+            else []
+        ),
         f"| Sentences | {counts['sentences']:,} |",
         f"| Paragraphs | {counts['paragraphs']:,} |",
         f"| Chapters | {counts['chapters']:,} |",
@@ -152,6 +213,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| Average sentence length | {report['average_sentence_length']} words |",
         f"| Dialogue | {report['dialogue_ratio']:.0%} |",
         f"| Lexical diversity | {report['lexical_diversity']} |",
+        *_readability_rows(report),
         f"| Quality score | {quality['score']:.2f} |",
         "",
         "## Summary",
@@ -161,26 +223,38 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if report["character_names"]:
         lines += ["## Main characters", ""]
-        lines += [f"- {n['name']} ({n['mentions']:,})" for n in report["character_names"][:10]]
+        chapters = len(report["chapters"])
+        for n in report["character_names"][:10]:
+            present = sum(1 for m in n["chapter_mentions"] if m)
+            where = f", in {present} of {chapters} chapters" if chapters else ""
+            lines.append(f"- {n['name']} ({n['mentions']:,} mentions{where})")
         lines.append("")
     if report["keywords"]:
         lines += ["## Keywords", ""]
         lines.append(", ".join(f"{k['term']} ({k['count']:,})" for k in report["keywords"]))
         lines.append("")
+    lines += _writing_lines(report["writing"])
     if report["chapters"]:
         lines += ["## Chapters", ""]
         for chapter in report["chapters"]:
             part = f"{chapter['part']} — " if chapter["part"] else ""
             lines.append(
-                f"### {chapter['index']}. {part}{chapter['title']} ({chapter['words']:,} words)"
+                f"### {chapter['index']}. {part}{chapter['title']} ({chapter['words']:,} words, "
+                f"{chapter['dialogue_ratio']:.0%} dialogue)"
             )
             lines.append("")
             if chapter["summary"]:
                 lines.append(join.join(chapter["summary"]))
                 lines.append("")
-    lines += ["## Quality checks", "", "| Check | Count | Passed |", "|---|---:|---|"]
+    lines += [
+        "## Quality checks",
+        "",
+        "| Check | Count | Passed | Where |",
+        "|---|---:|---|---|",
+    ]
     for check in quality["checks"]:
         passed = "yes" if check["passed"] else "no"
-        lines.append(f"| {_cell(check['name'])} | {check['count']:,} | {passed} |")
+        where = "; ".join(_where(e) for e in check["examples"])
+        lines.append(f"| {_cell(check['name'])} | {check['count']:,} | {passed} | {_cell(where)} |")
     lines.append("")
     return "\n".join(lines)
