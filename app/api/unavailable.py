@@ -4,7 +4,7 @@ While the database is unreachable (stopped, restarting, too many
 connections) any HTTP request that needs it answers ``503
 database_unavailable`` with ``Retry-After``. When ``UPLOAD_DIR`` is full a
 request that must write there answers ``507 insufficient_storage``, and when
-it is read-only ``503 storage_unavailable`` with ``Retry-After``. Each is a
+it is read-only ``503 storage_unavailable``, both with ``Retry-After``. Each is a
 problem+json body saying what to do; nothing was kept (the upload's temp
 files and placed files are removed by the upload service, its transaction
 rolled back). Installed just inside ``CatchAllMiddleware``, so it also covers
@@ -62,8 +62,9 @@ def translate(exc: BaseException) -> AppError | None:
         if isinstance(item, OSError) and item.errno in _FULL:
             return InsufficientStorage(
                 "The server's storage is full: the upload was not stored and nothing was kept. "
-                "Try again later.",
+                f"Try again in {STORAGE_RETRY_AFTER_SECONDS} s or later.",
                 code="insufficient_storage",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
             )
         if isinstance(item, OSError) and item.errno in _READ_ONLY:
             return ServiceUnavailable(

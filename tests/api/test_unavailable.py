@@ -53,8 +53,7 @@ def test_dependency_failures_map_to_a_problem(error: Exception, status: int, cod
     assert problem is not None
     assert (problem.status, problem.code) == (status, code)
     assert "nothing was" in problem.detail  # says the request left nothing behind
-    if status == 503:
-        assert int(problem.headers["Retry-After"]) > 0
+    assert int(problem.headers["Retry-After"]) > 0
 
 
 def test_a_dropped_database_connection_is_unavailable_and_other_errors_are_not() -> None:
