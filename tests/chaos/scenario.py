@@ -162,9 +162,11 @@ class Scenario:
         server_errors = [p for p in self.loader.problems if p["status"] not in (503, 507)]
         if server_errors:
             self.violations.append(f"uploads answered other 5xx: {server_errors[:3]}")
-        unhinted = [p for p in self.loader.problems if p["status"] == 503 and not p["retry_after"]]
+        unhinted = [
+            p for p in self.loader.problems if p["status"] in (503, 507) and not p["retry_after"]
+        ]
         if unhinted:
-            self.violations.append(f"503 without Retry-After: {unhinted[:3]}")
+            self.violations.append(f"503/507 without Retry-After: {unhinted[:3]}")
         if self.loader.answers.get("timeout"):
             count = self.loader.answers["timeout"]
             self.violations.append(f"{count} upload(s) unanswered within {REQUEST_TIMEOUT:g} s")

@@ -46,6 +46,14 @@ def _exists(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
+
+
 async def _inflight(database_url: str, worker_id: str) -> dict[str, int]:
     """Task id → attempt of what ``worker_id`` holds right now."""
     conn = await asyncpg.connect(invariants.plain_url(database_url), timeout=10)
@@ -97,7 +105,7 @@ async def test_workers_killed_at_random(
             victim = rng.choice(ready)
             assert victim.worker_id is not None
             held = await _inflight(service.database_url, victim.worker_id)
-            family = descendants(victim.pid)
+            family = {pid: _cmdline(pid) for pid in descendants(victim.pid)}
             os.kill(victim.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             kills += 1
@@ -111,7 +119,9 @@ async def test_workers_killed_at_random(
             await replacement
             await asyncio.sleep(max(0.0, killed_at + 3 - time.monotonic()))
             orphans.extend(
-                f"{pid} (below killed worker {victim.pid})" for pid in family if _exists(pid)
+                f"{pid} {cmd!r} (below killed worker {victim.pid})"
+                for pid, cmd in family.items()
+                if _exists(pid)
             )
 
         begin = time.monotonic()
@@ -141,7 +151,7 @@ async def test_deploy_sigterm_everything_then_restart(
         load = asyncio.create_task(scenario.produce(profile.tasks, spread, seed=2))
         await asyncio.sleep(spread * 0.4)
         procs = service.live()
-        family = {pid for p in procs for pid in descendants(p.pid)}
+        family = {pid: _cmdline(pid) for p in procs for pid in descendants(p.pid)}
         signalled = time.monotonic()
         service.signal_all(signal.SIGTERM)
         codes = await asyncio.to_thread(service.wait_exit, procs, 30)
@@ -153,7 +163,7 @@ async def test_deploy_sigterm_everything_then_restart(
         if bad:
             scenario.violations.append(f"unexpected exit codes after SIGTERM: {bad}")
         await asyncio.sleep(2)
-        left = sorted(pid for pid in family if _exists(pid))
+        left = [f"{pid} {cmd!r}" for pid, cmd in sorted(family.items()) if _exists(pid)]
         if left:
             scenario.violations.append(f"children alive 2 s after their parents exited: {left}")
         scenario.notes["sigterm_exit_s"] = round(took, 2)
