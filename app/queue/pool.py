@@ -136,13 +136,25 @@ class WorkerPool:
         finishing = self._tasks(AttemptState.FINISHING)
         if finishing:  # already writing their outcome: let them, briefly
             await asyncio.wait(finishing, timeout=FINISH_WAIT_SECONDS)
-        for attempt in list(self.running.values()):
-            if attempt.task is not None and not attempt.task.done():
-                self._runner.stop(attempt.key)
-                attempt.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await attempt.task
+        # what is left stops now, its processes first: nothing below may keep them alive
+        left = [a for a in self.running.values() if a.task is not None and not a.task.done()]
+        for attempt in left:
+            self._runner.stop(attempt.key)
+            assert attempt.task is not None
+            attempt.task.cancel()
+        self._runner.close()
+        if left:
+            await asyncio.wait(
+                [a.task for a in left if a.task is not None], timeout=FINISH_WAIT_SECONDS
+            )
+        for attempt in left:
+            try:
                 await attempts.hand_back(self.sessions, attempt.claimed)
+            except Exception as exc:  # the database is away: its lease will run out instead
+                log.warning(
+                    "hand_back_failed", task_id=attempt.claimed.task_id, error=type(exc).__name__
+                )
+            else:
                 log.info("attempt_handed_back", task_id=attempt.claimed.task_id)
         for loop in self._loops:
             loop.cancel()
@@ -151,10 +163,12 @@ class WorkerPool:
                 await loop
         remove_sink(self._on_event)
         unregister_waiter(self._wake)
-        self._runner.close()
         if self._background:  # directory clean-ups of the last attempts, the start-up sweep
             await asyncio.wait(list(self._background), timeout=FINISH_WAIT_SECONDS)
-        await maintenance.unregister_worker(self.sessions, self.worker_id)
+        try:
+            await maintenance.unregister_worker(self.sessions, self.worker_id)
+        except Exception as exc:  # maintenance forgets dead workers anyway
+            log.warning("unregister_worker_failed", error=type(exc).__name__)
         log.info("worker_pool_stopped", worker_id=self.worker_id)
 
     def _tasks(self, state: AttemptState | None = None) -> list[asyncio.Task[None]]:
