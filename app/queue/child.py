@@ -86,9 +86,8 @@ def run_attempt(
     # back), so the attempt must not die of KeyboardInterrupt and count as a failure.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
-    # Ctrl-C reaches the whole process group, and a service manager may signal every
-    # process of the service: the worker decides when its attempt stops (and kills it).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Likewise a service manager may send SIGTERM to every process of the service:
+    # the worker stops (kills) its attempts itself when it stops.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=watch_parent, args=(control,), name="parent-watch", daemon=True).start()
     with contextlib.suppress(OSError):  # not permitted everywhere; the work still runs

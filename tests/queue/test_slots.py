@@ -128,9 +128,7 @@ async def test_a_busy_pool_with_short_leases_keeps_all_its_slots(
                 async with sessions() as session:
                     done = (
                         await session.execute(
-                            select(func.count())
-                            .select_from(Task)
-                            .where(Task.status == "completed")
+                            select(func.count()).select_from(Task).where(Task.status == "completed")
                         )
                     ).scalar_one()
                 if done == count:
