@@ -29,11 +29,12 @@ Summary
     words, 3+ letters, counted case-sensitively; for CJK: Han bigrams without
     stop characters, counted over the whole body) and 0
     otherwise, times ``min(1, words / 8)`` (short sentences say little).
-    A synopsis is told in narration: a sentence that is not *synopsis-like*
-    (:func:`synopsis_like`: a whole declarative sentence, starting with a
-    capital and ending with a period, without quotation marks, dialogue dashes,
-    Markdown markup or a word repeated in a row) is kept only as a last resort
-    (times :data:`LOOSE_FACTOR`). At selection, a sentence naming main
+    A synopsis is told in narration: a sentence with quotation marks weighs
+    :data:`LOOSE_FACTOR` times less, and the summaries take the best-scored
+    *synopsis-like* sentences (:func:`synopsis_like`: a whole declarative
+    sentence, starting with a capital and ending with a period, without
+    quotation marks, dialogue dashes, Markdown markup or a word repeated in a
+    row), others only when a chapter has too few. At selection, a sentence naming main
     characters weighs more: times ``1 + CHARACTER_BONUS × the number of the
     :data:`MAIN_CHARACTERS` it names`` (a synopsis follows its people, and more
     than one of them). Markdown emphasis marks are removed from the sentences
@@ -83,7 +84,9 @@ from app.processors.analyze.text import (
     word_finder,
 )
 from app.processors.analyze.writing import (
+    MIN_PHRASE,
     OVERUSED,
+    PHRASE_SAMPLE_CHARS,
     PHRASES,
     PhraseCounter,
     chapter_lengths,
@@ -246,6 +249,7 @@ class _Pass:
         """The chapter (index, 0 outside chapters) of each of ``clean_texts``."""
         self.cast = None if self.cjk else LatinCast(language)
         self.phrases = None if self.cjk else PhraseCounter(language)
+        self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
         self.content_words: dict[str, bool] = {}
         stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
         skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
@@ -308,8 +312,7 @@ class _Pass:
             if low <= count <= high:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
-                    quoted = has_quotes and has_quote(sentence) is not None
-                    loose = quoted or not synopsis_like(sentence, tokens, self.cjk)
+                    loose = has_quotes and has_quote(sentence) is not None
                     kept = tokens if latin else []  # CJK scoring reads the text itself
                     unit.keep(_Candidate(position, sentence, count, kept, loose))
         self.position = position
@@ -320,7 +323,7 @@ class _Pass:
             self._close_window()
         if latin:  # CJK counts bigrams of the whole text instead
             words_out += paragraph_tokens
-            if self.phrases is not None:
+            if self.phrases is not None and not result.paragraphs % self.phrase_stride:
                 self.phrases.add(paragraph_tokens)
         result.sentence_words += words
         if words > self.run_on:
@@ -472,7 +475,7 @@ def _sample(result: Analysis, check: str, text: str) -> None:
         found.append(text)
 
 
-_SYNOPSIS_END = re.compile(r"[^.!?…:;,][.。](?:[)）])?\Z")
+_SYNOPSIS_END = re.compile(r"[^.!?…:;,][.。][)）]?\Z")
 _MARKUP = re.compile(r"[#|\[\]<>{}*]|^\s*[-*+>]\s|(?<!\w)[_*]{1,2}\w|\w[_*]{1,2}(?!\w)")
 _DIALOGUE_START = re.compile(r"^\s*(?:[—–―-]|[‘'])")
 
@@ -480,6 +483,8 @@ _DIALOGUE_START = re.compile(r"^\s*(?:[—–―-]|[‘'])")
 def synopsis_like(sentence: str, tokens: list[str], cjk: bool) -> bool:
     """A whole declarative sentence told in narration (see the module docstring)."""
     text = sentence.strip()
+    if not text.endswith((".", "。", ")", "）")) or text.endswith(".."):
+        return False  # the cheap test first: most sentences are rejected or kept here
     if _SYNOPSIS_END.search(text) is None or _DIALOGUE_START.match(text):
         return False
     if _HAS_QUOTE.search(text) is not None or _MARKUP.search(text) is not None:
@@ -502,9 +507,22 @@ def _broken(previous_end: str, text: str) -> bool:
     return (previous_end.isalpha() or previous_end in ",，、") and first.islower()
 
 
-def _best(unit: _Unit, count: int) -> list[_Candidate]:
-    ranked = sorted(unit.candidates, key=lambda c: (-c.score, c.position))[:count]
-    return sorted(ranked, key=lambda c: c.position)
+def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidate]:
+    """The ``count`` best synopsis-like candidates (others only when there are too few
+    of them), in text order. Whether a candidate is synopsis-like is only read for the
+    best-scored ones, until enough are found: not for every sentence of the text."""
+    ranked = sorted(candidates, key=lambda c: (-c.score, c.position))
+    good: list[_Candidate] = []
+    rest: list[_Candidate] = []
+    for cand in ranked:
+        if len(good) == count:
+            break
+        if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), cjk):
+            good.append(cand)
+        elif len(rest) < count:
+            rest.append(cand)
+    chosen = good + rest[: count - len(good)]
+    return sorted(chosen, key=lambda c: c.position)
 
 
 def analyse(
@@ -544,11 +562,11 @@ def analyse(
     result.writing = _writing(walk, result, body, language)
     _favour_characters(units, [name for name, _ in result.names[:MAIN_CHARACTERS]])
     if result.chapters:
-        picked = [_best(unit, PER_CHAPTER) for unit in units]
+        picked = [_best(unit.candidates, PER_CHAPTER, walk.cjk) for unit in units]
         for chapter, best in zip(result.chapters, picked, strict=True):
             chapter.summary = [_shown(c.text) for c in best]
         units = [_Unit(best) for best in picked]
-    result.summary = [_shown(text) for text in _overall(units)]
+    result.summary = [_shown(text) for text in _overall(units, walk.cjk)]
     return result
 
 
@@ -609,7 +627,7 @@ def _writing(walk: _Pass, result: Analysis, body: Body, language: str) -> dict[s
                     "first_offset": found.offset,
                     "chapters": found.chapters,
                 }
-                for found in locate(candidates, body, offsets, PHRASES)
+                for found in locate(candidates, body, offsets, PHRASES, MIN_PHRASE)
             ]
     return {
         "readability": readable,
@@ -635,7 +653,7 @@ def _cjk_presence(
     return out
 
 
-def _overall(units: list[_Unit]) -> list[str]:
+def _overall(units: list[_Unit], cjk: bool) -> list[str]:
     """The best sentence of each of at most OVERALL equal groups of units, in text order."""
     if not units:
         return []
@@ -644,8 +662,7 @@ def _overall(units: list[_Unit]) -> list[str]:
     for g in range(groups):
         members = units[g * len(units) // groups : (g + 1) * len(units) // groups]
         pool = [c for unit in members for c in unit.candidates]
-        if pool:
-            chosen.append(min(pool, key=lambda c: (-c.score, c.position)))
+        chosen += _best(pool, 1, cjk)
     return [c.text for c in sorted(chosen, key=lambda c: c.position)]
 
 

@@ -192,15 +192,24 @@ class LatinCast:
 
     def __init__(self, language: str) -> None:
         self.stop = stop_words(language) | STOP_WORDS["en"]
+        self.skip = frozenset(word.capitalize() for word in self.stop) | {"I"}
+        """Capitalised stop words, which the scan passes over at once."""
         self.cores: dict[tuple[str, ...], _Core] = defaultdict(_Core)
 
     def feed(self, text: str, chapter: int) -> None:
         """Read one stretch of text belonging to chapter ``chapter``."""
+        skip = self.skip
         for match in _RUN.finditer(text):
+            run = match.group()
+            if run in skip:  # a lone stop word ("The", "But"): nothing to learn from it
+                continue
             base = match.start()
+            if " " not in run and "\n" not in run:  # one word, the common case
+                self._observe(text, [(base, match.end(), run)], True, chapter)
+                continue
             piece: list[tuple[int, int, str]] = []
             first = True
-            for token in _TOKEN.finditer(match.group()):
+            for token in _TOKEN.finditer(run):
                 word = token.group()
                 piece.append((base + token.start(), base + token.end(), word))
                 if word.endswith(".") and not _is_title(word[:-1]):

@@ -21,7 +21,9 @@ Overused words
 Repeated phrases
     Three-word phrases (case-folded, not all stop words) that recur, counted
     with a bounded-memory pass (a counter pruned of single occurrences every
-    :data:`PRUNE_EVERY` phrases) and then counted exactly in the text.
+    :data:`PRUNE_EVERY` phrases, over a sample of the paragraphs of a long text:
+    :data:`PHRASE_SAMPLE_CHARS`) and then counted exactly in the whole text, where
+    they must occur at least :data:`MIN_PHRASE` times.
 Where
     For each overused word and repeated phrase: its exact count, the first
     offset in the decoded text, and the chapters where it is most frequent.
@@ -62,6 +64,10 @@ OVERUSED = 10
 PHRASES = 10
 MIN_PHRASE = 5
 PRUNE_EVERY = 200_000
+PHRASE_SAMPLE_CHARS = 2_000_000
+"""Phrases are counted in every paragraph of a text up to this size, and in every
+n-th paragraph of a longer one (n = 1 + size // PHRASE_SAMPLE_CHARS); the phrases
+found are then counted exactly in the whole text."""
 LENGTH_BUCKETS = (5, 10, 15, 20, 30, 40, 60)
 """Upper bounds of the sentence-length histogram's buckets (the last one is open)."""
 _VOWELS = re.compile(r"[aeiouyàâäáãåæéèêëíìîïóòôöõøœúùûüÿаеёиоуыэюя]+", re.IGNORECASE)
@@ -176,12 +182,12 @@ class PhraseCounter:
         found = [
             (count, phrase)
             for phrase, count in self.counts.items()
-            if count >= MIN_PHRASE
+            if count >= 2
             and sum(1 for w in phrase if w not in stop and len(w) > 2) >= 2
             and all(w.isalpha() for w in phrase)
         ]
         found.sort(key=lambda item: (-item[0], item[1]))
-        return [" ".join(phrase) for _, phrase in found[: limit * 3]]
+        return [" ".join(phrase) for _, phrase in found[: limit * 2]]
 
 
 def overused_candidates(words: Counter[str], total: int, language: str) -> list[str]:
@@ -216,7 +222,9 @@ class Located:
     chapters: list[int]
 
 
-def locate(terms: list[str], body: Body, chapter_offsets: list[int], limit: int) -> list[Located]:
+def locate(
+    terms: list[str], body: Body, chapter_offsets: list[int], limit: int, minimum: int = 1
+) -> list[Located]:
     """Exact counts (whole words, any case) and where: first offset, top chapters.
 
     The body is lower-cased once (line breaks read as spaces) and each term found
@@ -227,7 +235,7 @@ def locate(terms: list[str], body: Body, chapter_offsets: list[int], limit: int)
     out: list[Located] = []
     for term in terms:
         positions = _find_all(lowered, term) if exact else _search_all(body.text, term)
-        if not positions:
+        if len(positions) < max(1, minimum):
             continue
         per_chapter: Counter[int] = Counter(
             bisect.bisect_right(chapter_offsets, body.offset + p) for p in positions
