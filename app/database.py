@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -34,6 +35,25 @@ from sqlalchemy.ext.asyncio import (
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+
+_ASYNCPG_UNAVAILABLE = (
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: connection exceptions
+    asyncpg.exceptions.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def means_database_down(error: BaseException) -> bool:
+    """True when ``error`` (one link of an exception chain) says the database cannot be
+    reached right now (stopped, restarting, out of connections), not that a statement
+    was wrong."""
+    return isinstance(error, (ConnectionError, exc.TimeoutError, *_ASYNCPG_UNAVAILABLE)) or (
+        isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    )
+
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WORKER_IDLE_RECONNECT_SECONDS = 10.0

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import errno
 
-import asyncpg
-from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import problem_response
+from app.database import means_database_down
 from app.errors import AppError, InsufficientStorage, ServiceUnavailable
 from app.log import get_logger
 
@@ -29,14 +28,6 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 STORAGE_RETRY_AFTER_SECONDS = 30
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _READ_ONLY = {errno.EROFS}
-_ASYNCPG_UNAVAILABLE = (
-    asyncpg.exceptions.PostgresConnectionError,  # class 08: connection exceptions
-    asyncpg.exceptions.CannotConnectNowError,  # starting up, shutting down
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -73,10 +64,7 @@ def translate(exc: BaseException) -> AppError | None:
                 code="storage_unavailable",
                 headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
             )
-        database_down = isinstance(
-            item, (ConnectionError, sa_exc.TimeoutError, *_ASYNCPG_UNAVAILABLE)
-        ) or (isinstance(item, sa_exc.DBAPIError) and item.connection_invalidated)
-        if database_down:
+        if means_database_down(item):
             return ServiceUnavailable(
                 "The database is unavailable: nothing was changed. "
                 f"Try again in {DATABASE_RETRY_AFTER_SECONDS} s.",
