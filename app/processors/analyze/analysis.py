@@ -247,7 +247,7 @@ class _Pass:
         self.clean_texts: list[str] = []
         self.text_chapters: list[int] = []
         """The chapter (index, 0 outside chapters) of each of ``clean_texts``."""
-        self.cast = None if self.cjk else LatinCast(language)
+        self.cast = None if self.cjk else LatinCast(language, len(text))
         self.phrases = None if self.cjk else PhraseCounter(language)
         self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
         self.content_words: dict[str, bool] = {}

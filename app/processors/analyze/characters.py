@@ -35,6 +35,9 @@ Aliases and whole names
     Bingley``). A name written after a title at least :data:`TITLED_SHARE` of
     the time is shown with it (``Lady Catherine``).
 
+In a text longer than :data:`CONTEXT_SAMPLE_CHARS`, the evidence is read around
+a regular sample of the mentions (linear cost, bounded per character).
+
 Mentions are all of these occurrences; characters are sorted by mentions (ties
 alphabetical), and each has its mentions per chapter.
 """
@@ -47,6 +50,10 @@ from dataclasses import dataclass, field
 
 from app.processors.analyze.language import STOP_WORDS, stop_words
 
+CONTEXT_SAMPLE_CHARS = 1_500_000
+"""Up to this size every mention's context is read; in a longer text, every n-th
+mention's (n = 1 + size // CONTEXT_SAMPLE_CHARS), its evidence counting n times.
+Mentions, titles and chapters are always counted exactly."""
 MIN_MID_SENTENCE = 3
 CAPITALISED_SHARE = 0.8
 MIN_PERSON_SHARE = 0.03
@@ -190,7 +197,10 @@ class Character:
 class LatinCast:
     """Collects name evidence chapter by chapter (see the module docstring)."""
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, size: int = 0) -> None:
+        """``size``: the text's length in characters, which sets the sampling stride."""
+        self.stride = 1 + size // CONTEXT_SAMPLE_CHARS
+        self.seen = 0
         self.stop = stop_words(language) | STOP_WORDS["en"]
         self.skip = frozenset(word.capitalize() for word in self.stop) | {"I"}
         """Capitalised stop words, which the scan passes over at once."""
@@ -224,7 +234,9 @@ class LatinCast:
         stop = self.stop
         start = piece[0][0]
         prev, prev2, at_start = "", "", True
-        if first:
+        self.seen += 1
+        sampled = not self.seen % self.stride
+        if first and sampled:
             back = text[max(0, start - _CONTEXT) : start][::-1]
             before = _BEFORE.match(back)
             at_start = start == 0 or (before is not None and before.group(2) is not None)
@@ -257,21 +269,23 @@ class LatinCast:
             core_words.append(bare)
         if not core_words:
             return
-        last = index + len(core_words)
-        if last < len(words):
-            nxt = words[last].rstrip(".").lower()
-        else:
-            after = _AFTER.match(text, piece[-1][1])
-            nxt = after.group(1).lower() if after is not None else ""
         core = self.cores[tuple(core_words)]
         core.mentions += 1
-        if not at_start:
-            core.mid += 1
-        speech = prev in SPEECH_VERBS or (prev in _ARTICLES and prev2 in SPEECH_VERBS)
-        if title or speech or prev in _COMPANY or nxt in SPEECH_VERBS or nxt in AGENT_VERBS:
-            core.person += 1
-        if prev in PLACE_PREPOSITIONS or (prev in _ARTICLES and prev2 in PLACE_PREPOSITIONS):
-            core.place += 1
+        if sampled:  # evidence, weighted by the sampling stride
+            weight = self.stride
+            last = index + len(core_words)
+            if last < len(words):
+                nxt = words[last].rstrip(".").lower()
+            else:
+                after = _AFTER.match(text, piece[-1][1])
+                nxt = after.group(1).lower() if after is not None else ""
+            if not at_start:
+                core.mid += weight
+            speech = prev in SPEECH_VERBS or (prev in _ARTICLES and prev2 in SPEECH_VERBS)
+            if title or speech or prev in _COMPANY or nxt in SPEECH_VERBS or nxt in AGENT_VERBS:
+                core.person += weight
+            if prev in PLACE_PREPOSITIONS or (prev in _ARTICLES and prev2 in PLACE_PREPOSITIONS):
+                core.place += weight
         if title:
             core.titles[title] += 1
         core.groups[_group(title)][chapter] += 1

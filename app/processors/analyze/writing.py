@@ -64,7 +64,8 @@ OVERUSED = 10
 PHRASES = 10
 MIN_PHRASE = 5
 PRUNE_EVERY = 200_000
-PHRASE_SAMPLE_CHARS = 2_000_000
+LOCATE_CHUNK = 1_000_000
+PHRASE_SAMPLE_CHARS = 1_000_000
 """Phrases are counted in every paragraph of a text up to this size, and in every
 n-th paragraph of a longer one (n = 1 + size // PHRASE_SAMPLE_CHARS); the phrases
 found are then counted exactly in the whole text."""
@@ -187,7 +188,7 @@ class PhraseCounter:
             and all(w.isalpha() for w in phrase)
         ]
         found.sort(key=lambda item: (-item[0], item[1]))
-        return [" ".join(phrase) for _, phrase in found[: limit * 2]]
+        return [" ".join(phrase) for _, phrase in found[: limit + limit // 2]]
 
 
 def overused_candidates(words: Counter[str], total: int, language: str) -> list[str]:
@@ -211,7 +212,7 @@ def overused_candidates(words: Counter[str], total: int, language: str) -> list[
         if ratio >= OVERUSE_FACTOR and word.isalpha():
             found.append((count * math.log2(ratio), word))
     found.sort(key=lambda item: (-item[0], item[1]))
-    return [word for _, word in found[: OVERUSED * 2]]
+    return [word for _, word in found[:OVERUSED]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,14 +228,35 @@ def locate(
 ) -> list[Located]:
     """Exact counts (whole words, any case) and where: first offset, top chapters.
 
-    The body is lower-cased once (line breaks read as spaces) and each term found
-    with ``str.find``; when lower-casing changes the text's length (a rare letter
-    such as ``İ``), a case-insensitive regular expression is used instead."""
-    lowered = body.text.lower().replace("\n", " ")
-    exact = len(lowered) == len(body.text)
+    The body is read in chunks of :data:`LOCATE_CHUNK` characters, each lower-cased
+    once (line breaks read as spaces) and searched for every term, so memory stays
+    small whatever the text. When lower-casing changes a chunk's length (a rare
+    letter such as ``İ``), a case-insensitive regular expression reads it instead."""
+    if not terms:
+        return []
+    patterns = [re.compile(re.escape(term) + r"(?![\w'’])") for term in terms]
+    fallbacks = [_pattern(term) for term in terms]
+    found: list[list[int]] = [[] for _ in terms]
+    text = body.text
+    reach = max(map(len, terms)) + 1
+    for start in range(0, len(text), LOCATE_CHUNK):
+        end = min(len(text), start + LOCATE_CHUNK)
+        lead = 1 if start else 0
+        chunk = text[start - lead : end + reach]
+        low = chunk.lower().replace("\n", " ")
+        exact = len(low) == len(chunk)
+        for index, (pattern, fallback) in enumerate(zip(patterns, fallbacks, strict=True)):
+            matches = pattern.finditer(low) if exact else fallback.finditer(chunk)
+            for match in matches:
+                at = match.start()
+                if at < lead or at - lead >= end - start:
+                    continue  # before this chunk, or the next chunk's
+                before = low[at - 1] if at else " "
+                if exact and (before.isalnum() or before in "'’"):
+                    continue
+                found[index].append(start - lead + at)
     out: list[Located] = []
-    for term in terms:
-        positions = _find_all(lowered, term) if exact else _search_all(body.text, term)
+    for term, positions in zip(terms, found, strict=True):
         if len(positions) < max(1, minimum):
             continue
         per_chapter: Counter[int] = Counter(
@@ -246,22 +268,8 @@ def locate(
     return out[:limit]
 
 
-def _find_all(text: str, term: str) -> list[int]:
-    found: list[int] = []
-    size = len(term)
-    position = text.find(term)
-    while position >= 0:
-        before = text[position - 1] if position else " "
-        after = text[position + size : position + size + 1] or " "
-        if not (before.isalnum() or before in "'’") and not (after.isalnum() or after in "'’"):
-            found.append(position)
-        position = text.find(term, position + 1)
-    return found
-
-
-def _search_all(text: str, term: str) -> list[int]:
-    pattern = re.compile(
+def _pattern(term: str) -> re.Pattern[str]:
+    return re.compile(
         r"(?<![\w'’])" + r"\s+".join(map(re.escape, term.split())) + r"(?![\w'’])",
         re.IGNORECASE,
     )
-    return [match.start() for match in pattern.finditer(text)]
