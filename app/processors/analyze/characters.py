@@ -208,13 +208,22 @@ class LatinCast:
 
     def feed(self, text: str, chapter: int) -> None:
         """Read one stretch of text belonging to chapter ``chapter``."""
-        skip = self.skip
+        skip, cores, stride = self.skip, self.cores, self.stride
         for match in _RUN.finditer(text):
             run = match.group()
             if run in skip:  # a lone stop word ("The", "But"): nothing to learn from it
                 continue
             base = match.start()
             if " " not in run and "\n" not in run:  # one word, the common case
+                if stride > 1 and (self.seen + 1) % stride:
+                    # not in the sample: count the mention, read no context
+                    self.seen += 1
+                    folded = run.lower()
+                    if len(run) > 1 and folded not in self.stop and folded not in HONORIFICS:
+                        core = cores[(run,)]
+                        core.mentions += 1
+                        core.groups[""][chapter] += 1
+                    continue
                 self._observe(text, [(base, match.end(), run)], True, chapter)
                 continue
             piece: list[tuple[int, int, str]] = []
