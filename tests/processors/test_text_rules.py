@@ -227,3 +227,15 @@ def test_the_latin_tokenizer_finds_the_same_words_as_the_general_one(text: str) 
 def test_a_text_with_cjk_uses_the_general_tokenizer() -> None:
     assert word_finder("Hello 世界") == WORD_RE.findall
     assert word_finder("見る々") == WORD_RE.findall
+
+
+def test_names_in_cyrillic_are_found_with_russian_evidence(tmp_path: Path) -> None:
+    line = (
+        "— Где ты был? — спросил Иван. Анна улыбнулась и сказала, что Иван опоздал. "
+        "Потом Анна ушла, а Иван остался в Москве."
+    )
+    report = analyze_text("\n\n".join([line] * 6), tmp_path).report
+    assert report["language"] == "ru"
+    names = [(n["name"], n["mentions"]) for n in report["character_names"]]
+    # Москва has no evidence of being a person; Потом is a stop word, not a first name
+    assert names == [("Иван", 18), ("Анна", 12)]

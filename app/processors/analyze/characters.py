@@ -112,14 +112,17 @@ observed remarked whispered shouted muttered murmured repeated called interrupte
 resumed inquired enquired screamed roared sighed laughed growled began thought
 dit répondit reprit demanda écria cria murmura ajouta répliqua continua pensa fit
 s'écria s’écria interrompit sagte fragte rief antwortete dijo preguntó respondió exclamó gritó
-disse chiese rispose esclamò perguntou respondeu"""
+disse chiese rispose esclamò perguntou respondeu
+сказал сказала спросил спросила ответил ответила крикнул крикнула прошептал прошептала
+подумал подумала воскликнул воскликнула"""
 SPEECH_VERBS = frozenset(_SPEECH.split())
 _AGENT = """looked smiled laughed felt knew saw turned took went came sat stood heard wished
 wanted tried walked ran nodded shook opened rose paused hesitated spoke told gave wrote read
 felt seemed listened waited hastened smiled frowned sighed wept kissed
 regarda sourit sentit savait vit tourna prit alla vint assit leva entendit voulait marchait
 pleurait écrivit lut embrassa restait songeait sah ging kam stand saß vio fue vino miró
-guardò andò venne olhou foi veio"""
+guardò andò venne olhou foi veio улыбнулся улыбнулась посмотрел посмотрела вошёл вошел
+вошла пошёл пошел пошла встал встала сидел сидела"""
 AGENT_VERBS = frozenset(_AGENT.split())
 """Past-tense verbs whose subject is nearly always a person (or a personified creature)."""
 _PLACE = """in at into near towards toward within inside outside from aboard board
@@ -153,7 +156,7 @@ _ARTICLES = frozenset(
     ]
 )
 
-_UPPER = "A-ZÀ-ÖØ-ÞĀ-Ž"
+_UPPER = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"
 _RUN = re.compile(
     # an elision (d’, qu’) may stand before the first word; words are joined by one space
     # or line break, a title may end with a period (M. Homais); every quantifier is
