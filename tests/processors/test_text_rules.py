@@ -239,3 +239,17 @@ def test_names_in_cyrillic_are_found_with_russian_evidence(tmp_path: Path) -> No
     names = [(n["name"], n["mentions"]) for n in report["character_names"]]
     # Москва has no evidence of being a person; Потом is a stop word, not a first name
     assert names == [("Иван", 18), ("Анна", 12)]
+
+
+def test_german_nouns_are_not_names(tmp_path: Path) -> None:
+    line = (
+        "„Wo warst du?“, fragte Hans. Der Mann sah das Haus und die Frau. Greta lächelte, "
+        "und Hans sagte nichts. Später ging Greta mit Hans in die Stadt, und der Mann "
+        "sagte, die Frau sei müde."
+    )
+    report = analyze_text("\n\n".join([line] * 6), tmp_path).report
+    assert report["language"] == "de"
+    names = [(n["name"], n["mentions"]) for n in report["character_names"]]
+    # every German noun is capitalised: Mann, Haus, Stadt come after an article; and
+    # "Frau." ends a sentence (a whole word, not an abbreviated title like "Mr.")
+    assert names == [("Hans", 18), ("Greta", 12)]

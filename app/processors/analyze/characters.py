@@ -54,6 +54,8 @@ CONTEXT_SAMPLE_CHARS = 1_500_000
 """Up to this size every mention's context is read; in a longer text, every n-th
 mention's (n = 1 + size // CONTEXT_SAMPLE_CHARS), its evidence counting n times.
 Mentions, titles and chapters are always counted exactly."""
+NOUN_ARTICLE_SHARE = 0.3
+"""German: a word written after an article this often is a noun, not a name."""
 MIN_MID_SENTENCE = 3
 CAPITALISED_SHARE = 0.8
 MIN_PERSON_SHARE = 0.03
@@ -75,6 +77,31 @@ lady lord captain capt colonel col general major lieutenant sergeant professor p
 rev saint st uncle aunt father mother brother sister doctor master mistress dame don doña
 señor señora herr frau fräulein signor signora m mm"""
 HONORIFICS = frozenset(_HONORIFICS.split())
+_ABBREVIATED = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "mme",
+        "mlle",
+        "m",
+        "mm",
+        "messrs",
+        "capt",
+        "col",
+        "gen",
+        "lt",
+        "sgt",
+        "prof",
+        "rev",
+        "jr",
+        "sr",
+        "hon",
+    ]
+)
+"""Titles written with a period."""
 """Titles written before a name: never names themselves."""
 _MALE = frozenset(
     ["mr", "m", "monsieur", "sir", "lord", "herr", "señor", "signor", "don", "messrs"]
@@ -111,7 +138,8 @@ _SPEECH = """said says say cried replied asked answered exclaimed continued adde
 observed remarked whispered shouted muttered murmured repeated called interrupted rejoined
 resumed inquired enquired screamed roared sighed laughed growled began thought
 dit répondit reprit demanda écria cria murmura ajouta répliqua continua pensa fit
-s'écria s’écria interrompit sagte fragte rief antwortete dijo preguntó respondió exclamó gritó
+s'écria s’écria interrompit sagte fragte rief antwortete flüsterte meinte dachte schrie
+dijo preguntó respondió exclamó gritó
 disse chiese rispose esclamò perguntou respondeu
 сказал сказала спросил спросила ответил ответила крикнул крикнула прошептал прошептала
 подумал подумала воскликнул воскликнула"""
@@ -121,7 +149,8 @@ wanted tried walked ran nodded shook opened rose paused hesitated spoke told gav
 felt seemed listened waited hastened smiled frowned sighed wept kissed
 regarda sourit sentit savait vit tourna prit alla vint assit leva entendit voulait marchait
 pleurait écrivit lut embrassa restait songeait sah ging kam stand saß vio fue vino miró
-guardò andò venne olhou foi veio улыбнулся улыбнулась посмотрел посмотрела вошёл вошел
+guardò andò venne olhou foi veio lächelte nickte lachte weinte
+улыбнулся улыбнулась посмотрел посмотрела вошёл вошел
 вошла пошёл пошел пошла встал встала сидел сидела"""
 AGENT_VERBS = frozenset(_AGENT.split())
 """Past-tense verbs whose subject is nearly always a person (or a personified creature)."""
@@ -180,6 +209,10 @@ _CONTEXT = 30
 @dataclass(slots=True)
 class _Core:
     mentions: int = 0
+    sampled: int = 0
+    """Mentions whose context was read (weighted like the evidence)."""
+    article: int = 0
+    """Mentions right after an article (``the``, ``der``)."""
     mid: int = 0
     person: int = 0
     place: int = 0
@@ -203,6 +236,9 @@ class LatinCast:
     def __init__(self, language: str, size: int = 0) -> None:
         """``size``: the text's length in characters, which sets the sampling stride."""
         self.stride = 1 + size // CONTEXT_SAMPLE_CHARS
+        # German capitalises every noun: there a capital says nothing of a name, and a
+        # word written after an article most of the time (der Mann) is a noun
+        self.nouns_capitalised = language == "de"
         self.seen = 0
         self.stop = stop_words(language) | STOP_WORDS["en"]
         self.skip = frozenset(word.capitalize() for word in self.stop) | {"I"}
@@ -262,7 +298,7 @@ class LatinCast:
         while index < len(words):
             bare = words[index].rstrip(".")
             folded = bare.lower()
-            if _is_title(bare) and (folded in HONORIFICS or words[index].endswith(".")):
+            if folded in HONORIFICS or (_is_title(bare) and words[index].endswith(".")):
                 title = words[index]
             elif folded in stop or folded in _ARTICLES:
                 if title:
@@ -285,6 +321,9 @@ class LatinCast:
         core.mentions += 1
         if sampled:  # evidence, weighted by the sampling stride
             weight = self.stride
+            core.sampled += weight
+            if prev in _ARTICLES:
+                core.article += weight
             last = index + len(core_words)
             if last < len(words):
                 nxt = words[last].rstrip(".").lower()
@@ -316,6 +355,8 @@ class LatinCast:
     def _is_person(self, key: tuple[str, ...], core: _Core) -> bool:
         folded = " ".join(key).lower()
         if len(key) == 1 and (folded in self.stop or folded in HONORIFICS or folded in NOT_NAMES):
+            return False
+        if self.nouns_capitalised and core.article >= NOUN_ARTICLE_SHARE * core.sampled:
             return False
         return (
             core.mid >= MIN_MID_SENTENCE
@@ -411,6 +452,8 @@ def _group(title: str) -> str:
 def _absorb(target: _Core, other: _Core) -> None:
     target.mentions += other.mentions
     target.mid += other.mid
+    target.sampled += other.sampled
+    target.article += other.article
     target.person += other.person
     target.place += other.place
     target.titles.update(other.titles)
@@ -419,5 +462,6 @@ def _absorb(target: _Core, other: _Core) -> None:
 
 
 def _is_title(bare: str) -> bool:
-    """A title (``Mr``, ``Lady``) or an initial (``M``): its period ends no sentence."""
-    return bare.lower() in HONORIFICS or len(bare) == 1
+    """An abbreviated title (``Mr``, ``Mme``) or an initial (``M``): its period ends no
+    sentence (after a whole word, ``Lady.`` or ``Frau.``, it does)."""
+    return bare.lower() in _ABBREVIATED or len(bare) == 1
