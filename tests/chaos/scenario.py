@@ -71,6 +71,26 @@ class Scenario:
 
         await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
 
+    async def follow_active(self, count: int = 3) -> int:
+        """Follow ``count`` more tasks that are pending or processing right now over SSE.
+
+        Called just before a fault, so the SSE clients live through it (their
+        stream dropped, resumed with ``Last-Event-ID``) with work still to see.
+        """
+        assert self.watcher is not None
+        conn = await asyncpg.connect(invariants.plain_url(self.service.database_url), timeout=10)
+        try:
+            rows = await conn.fetch(
+                "SELECT id FROM tasks WHERE status IN ('pending', 'processing') "
+                "ORDER BY uploaded_at DESC LIMIT $1",
+                count,
+            )
+        finally:
+            await conn.close()
+        for row in rows:
+            self.watcher.follow_sse(row["id"])
+        return len(rows)
+
     async def completed_count(self) -> int:
         counts = await invariants.status_counts(self.service.database_url)
         return counts.get("completed", 0)

@@ -127,6 +127,7 @@ async def test_workers_killed_at_random(
         begin = time.monotonic()
         while time.monotonic() - begin < profile.kill_seconds:
             await asyncio.sleep(rng.uniform(2, 4))
+            await scenario.follow_active(1)
             background.append(asyncio.create_task(kill_one()))
             await asyncio.sleep(0.5)  # the replacement's start has begun before the next kill
         await asyncio.gather(*background)
@@ -150,6 +151,7 @@ async def test_deploy_sigterm_everything_then_restart(
         spread = max(8.0, profile.tasks / 15)
         load = asyncio.create_task(scenario.produce(profile.tasks, spread, seed=2))
         await asyncio.sleep(spread * 0.4)
+        await scenario.follow_active()
         procs = service.live()
         family = {pid: _cmdline(pid) for p in procs for pid in descendants(p.pid)}
         signalled = time.monotonic()
@@ -228,6 +230,7 @@ async def test_database_down_then_back(
         spread = max(10.0, profile.tasks / 12)
         load = asyncio.create_task(scenario.produce(profile.tasks, spread, seed=3))
         await asyncio.sleep(spread * 0.3)
+        await scenario.follow_active()
         await asyncio.to_thread(chaos_pg.stop, "fast")
         down_at = time.monotonic()
         probes = await _probe_outage(
@@ -327,6 +330,7 @@ async def test_upload_dir_full_then_read_only(
             scenario.produce(profile.tasks, spread, seed=4, processors=("analyze",))
         )
         await asyncio.sleep(3)
+        await scenario.follow_active()
         faults: dict[str, Any] = {}
         for fault in ("full", "read-only"):
             if fault == "full":
