@@ -80,6 +80,8 @@ def test_a_text_ending_mid_sentence_is_truncated(tmp_path: Path) -> None:
     assert _failing(analyze_text(cut, tmp_path).report) == ["truncated"]
     ending = "The end came slowly. She smiled and closed the book.\n\nTHE END\n"
     assert _failing(analyze_text(ending, tmp_path).report) == []
+    signed = "The end came slowly. She smiled and closed the book.\n\nRouen, 1856\n"
+    assert _failing(analyze_text(signed, tmp_path).report) == []
 
 
 def _failing(report: dict[str, Any]) -> list[str]:

@@ -25,7 +25,7 @@ broken_lines               paragraph breaks inside a sentence              ≤ 2
 empty_chapters             chapters with no words after the heading        0               0.20
 long_paragraphs            paragraphs of more than 5,000 words             0               0.20
 missing_paragraph_breaks   words in paragraphs of more than 1,000 words    ≤ 5 % of words  0.40
-truncated                  the text ends inside a sentence                 0               0.25
+truncated                  the text ends inside a sentence                 0               0.20
 chapter_numbering          chapters whose number does not follow the       0               0.20
                            previous one (a gap, a repeat, a restart
                            outside a new part)
@@ -54,6 +54,8 @@ _ALIEN_IN_CHINESE = re.compile(
 _SENTENCE_END = re.compile(r"[.!?…。！？」』”’\"»)\]）】*_~\-—]\s*\Z")
 """A text may end with a sentence mark, a closing quote or bracket, or a rule."""
 SAMPLE_CHARS = 60
+SIGNATURE_WORDS = 8
+"""A last paragraph shorter than this that ends in a capital or digit is a signature."""
 MAX_EXAMPLES = 3
 
 
@@ -158,9 +160,12 @@ def _truncated(analysis: Analysis, language: str) -> bool:
     tail = last[-1]
     if language in CJK_LANGUAGES:
         return HAN_CHAR_RE.match(tail) is not None or "\u3040" <= tail <= "\u30ff"
-    # a last line in capitals ("THE END", "FINIS") or without letters ends a book
+    # a lower-case letter or a comma ends no book; a last line in capitals ("THE END")
+    # or a short signature ("Paris, 1857") may
+    if tail.islower() or tail in ",;:":
+        return True
     last_line = last.rsplit("\n", 1)[-1]
-    return (tail.isalnum() and not last_line.isupper()) or tail in ",;:"
+    return tail.isalnum() and not last_line.isupper() and len(last.split()) >= SIGNATURE_WORDS
 
 
 def assess(body: Body, analysis: Analysis, language: str) -> Quality:
@@ -237,7 +242,7 @@ def assess(body: Body, analysis: Analysis, language: str) -> Quality:
             located("missing_paragraph_breaks"),
         ),
         _check("gibberish", unknown.count, checked * 0.03, 0.50, checked * 0.2, gibberish_at),
-        _check("truncated", int(truncated), 0, 0.25, 1, end_at),
+        _check("truncated", int(truncated), 0, 0.20, 1, end_at),
         _check("chapter_numbering", numbering, 0, 0.20, chapters * 0.1, numbering_at),
     ]
     score = 1.0
