@@ -31,7 +31,6 @@ Where
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 import statistics
@@ -229,26 +228,31 @@ def locate(
     top chapters.
 
     Each term is looked for as written and capitalised, its words joined by a space
-    or a line break: patterns that begin with a literal, which the regular-expression
-    engine finds at C speed, in the text itself (no lower-cased copy)."""
+    or a line break, with patterns that begin with a literal (the engine finds them at
+    C speed) and check the word boundary before them in a look-behind; each chapter is
+    counted with one ``findall`` over its span of the text itself (no copy)."""
     text = body.text
+    bounds = [0, *(min(len(text), max(0, o - body.offset)) for o in chapter_offsets), len(text)]
     out: list[Located] = []
     for term in terms:
-        positions: list[int] = []
+        per_chapter: Counter[int] = Counter()
+        first = -1
         for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):
-            pattern = re.compile(r"[ \n]".join(map(re.escape, variant.split())) + r"(?![\w'’])")
-            for match in pattern.finditer(text):
-                at = match.start()
-                before = text[at - 1] if at else " "
-                if not (before.isalnum() or before in "'’"):
-                    positions.append(at)
-        if len(positions) < max(1, minimum):
+            literal = r"[ \n]".join(map(re.escape, variant.split()))
+            pattern = re.compile(rf"{literal}(?<=(?<![\w'’]){literal})(?![\w'’])")
+            found = pattern.search(text)
+            if found is None:
+                continue
+            if first < 0 or found.start() < first:
+                first = found.start()
+            for index in range(len(bounds) - 1):
+                count = len(pattern.findall(text, bounds[index], bounds[index + 1]))
+                if count:
+                    per_chapter[index] += count
+        total = sum(per_chapter.values())
+        if total < max(1, minimum):
             continue
-        positions.sort()
-        per_chapter: Counter[int] = Counter(
-            bisect.bisect_right(chapter_offsets, body.offset + p) for p in positions
-        )
         top = sorted((c for c in per_chapter if c), key=lambda c: (-per_chapter[c], c))[:3]
-        out.append(Located(term, len(positions), body.offset + positions[0], top))
+        out.append(Located(term, total, body.offset + first, top))
     out.sort(key=lambda item: (-item.count, item.text))
     return out[:limit]
