@@ -240,15 +240,16 @@ def locate(
         for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):
             literal = r"[ \n]".join(map(re.escape, variant.split()))
             pattern = re.compile(rf"{literal}(?<=(?<![\w'’]){literal})(?![\w'’])")
-            found = pattern.search(text)
-            if found is None:
-                continue
-            if first < 0 or found.start() < first:
-                first = found.start()
             for index in range(len(bounds) - 1):
-                count = len(pattern.findall(text, bounds[index], bounds[index + 1]))
-                if count:
-                    per_chapter[index] += count
+                lo, hi = bounds[index], bounds[index + 1]
+                count = len(pattern.findall(text, lo, hi))
+                if not count:
+                    continue
+                if first < 0 or lo < first:  # the first occurrence lies in this span
+                    found = pattern.search(text, lo, hi)
+                    if found is not None and (first < 0 or found.start() < first):
+                        first = found.start()
+                per_chapter[index] += count
         total = sum(per_chapter.values())
         if total < max(1, minimum):
             continue
