@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Request, WebSocket
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.gate import authenticate, bearer_token
+from app.api.gate import authenticate, bearer_token, client_ip
 from app.api.responses import problems
 from app.errors import AppError, NotFound
 from app.events import connections
@@ -67,11 +67,30 @@ async def _authenticate(websocket: WebSocket) -> User | str:
         return "Not authenticated: the token is invalid, expired or revoked"
 
 
+async def _over_the_limit(websocket: WebSocket, user: User | str) -> str | None:
+    """Count the connection like any request: per user, or per client IP when its
+    credential failed (so tokens cannot be guessed over WebSocket either). A close
+    reason when over the limit, else None."""
+    state = websocket.app.state
+    if isinstance(user, str):
+        rate, key = state.settings.anonymous_rate_limit, f"anonymous:{client_ip(websocket.scope)}"
+    else:
+        rate, key = state.settings.rate_limit, f"user:{user.id}"
+    decision = await state.rate_limiter.hit(rate, key)
+    if decision.allowed:
+        return None
+    return f"Too many requests: retry in {max(1, decision.reset_seconds)} s"
+
+
 @router.websocket("/ws/tasks/{client_id}")
 async def task_updates(websocket: WebSocket, client_id: str) -> None:
     """Subscribe to tasks and receive their ``task_update`` messages (API.md)."""
     await websocket.accept()
     user = await _authenticate(websocket)
+    refusal = await _over_the_limit(websocket, user)
+    if refusal is not None:
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, refusal)
+        return
     if isinstance(user, str):
         await websocket.close(CLOSE_POLICY_VIOLATION, user)
         return
