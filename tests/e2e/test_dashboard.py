@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, Locator, Page, Route, WebSocketRoute, expect
 
 from tests.e2e.conftest import PageProblems, sign_in
 from tests.e2e.server import ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, Server
@@ -318,6 +319,252 @@ def test_a_task_page_follows_the_task_and_downloads_report_json(
 
     page.get_by_role("link", name="← All tasks").click()
     expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
+
+
+# Drawn shapes (bars, filled heatmap cells, reference lines) whose colour against
+# the card is under 3:1, the WCAG AA contrast for graphics (1.4.11).
+LOW_CONTRAST_GRAPHICS = """() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const lin = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  };
+  const card = parse(getComputedStyle(document.querySelector("#task-report")).backgroundColor);
+  const problems = [];
+  const shapes = ".chart rect.chart-bar, .chart rect.chart-cell:not(.level-0), .chart line";
+  for (const el of document.querySelectorAll(shapes)) {
+    const style = getComputedStyle(el);
+    const colour = parse(el.tagName === "line" ? style.stroke : style.fill).slice(0, 3);
+    const [l1, l2] = [luminance(colour), luminance(card)].sort((a, b) => b - a);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    if (ratio < 3) problems.push(`${el.getAttribute("class")} ${ratio.toFixed(2)}`);
+  }
+  return problems;
+}"""
+
+MARKUP_NAME = "<b>Zed</b>"
+
+
+def story() -> str:
+    """Four chapters of different lengths and dialogue; Bob only in the second.
+
+    The last chapter's title and its speaker are markup, and the text stops
+    mid-sentence, so ``reporter`` fails its ``truncated`` check with an example.
+    """
+    narration = "Alice walked along the river where the willows grew tall and green.\n\n"
+    speech = '"Good morning," said Alice, and the Queen smiled at her.\n\n'
+    chapters = [
+        "Chapter 1\n\n" + narration * 8,
+        "Chapter 2\n\n" + (narration + speech + "Bob waved at Alice.\n\n") * 5,
+        "Chapter 3\n\n" + speech * 3 + narration,
+        f"# {MARKUP_CHAPTER}\n\n" + f'"The end," said {MARKUP_NAME}. And then the',
+    ]
+    return "".join(chapters)
+
+
+def values(locator: Locator) -> list[float]:
+    found: list[str] = locator.evaluate_all("els => els.map((e) => e.getAttribute('data-value'))")
+    return [float(v) for v in found]
+
+
+def test_a_task_page_draws_pacing_dialogue_and_character_presence(
+    page: Page, server: Server, user: str
+) -> None:
+    sign_in(page, server, user)
+    upload(page, [text_file("story.txt", story())], "reporter")
+    page.get_by_role("link", name="story.txt", exact=True).click()
+    expect(page.locator("#task-status .badge")).to_have_text("completed", timeout=20_000)
+    task_id = page.url.rsplit("/", 1)[1]
+    report = server.api("GET", f"/tasks/{task_id}/files/report.json", user).json()
+    assert report["schema_version"] == 2
+    chapters = report["chapters"]
+    characters = report["character_names"]
+    assert len(chapters) == 4
+    assert MARKUP_NAME in [c["name"] for c in characters]
+
+    # Chapter lengths: one bar per chapter, as tall as its words, named and titled.
+    lengths = page.get_by_role("img", name="Chapter lengths: words in each of the 4 chapters")
+    expect(lengths).to_be_visible()
+    bars = page.locator("#chart-chapter-lengths rect.chart-bar")
+    expect(bars).to_have_count(len(chapters))
+    words = [c["words"] for c in chapters]
+    assert values(bars) == words
+    heights: list[float] = bars.evaluate_all(
+        "els => els.map((e) => e.getBoundingClientRect().height)"
+    )
+    for height, count in zip(heights, words, strict=True):
+        assert height / max(heights) == pytest.approx(count / max(words), abs=0.02)
+    expect(bars.locator("title")).to_have_text(
+        [f"{c['index']}. {c['title']}: {c['words']:,}" for c in chapters]
+    )
+    mean = sum(words) / len(words)
+    shortest = words.index(min(words))
+    expect(page.locator("#chart-chapter-lengths .chart-note")).to_have_text(
+        f"Shortest: chapter {shortest + 1} ({min(words):,} words); longest: chapter 2 "
+        f"({max(words):,} words); mean {round(mean):,} (dashed line)."
+    )
+    data = page.locator("#chart-chapter-lengths table.chart-data tbody tr")
+    expect(data).to_have_count(len(chapters))
+    expect(data.last).to_have_text(f"4. {MARKUP_CHAPTER}{words[3]:,}")
+
+    # Dialogue: one bar per chapter with its ratio; the whole book's ratio as a line.
+    dialogue = page.get_by_role("img", name=re.compile(r"^Dialogue by chapter: "))
+    expect(dialogue).to_be_visible()
+    dialogue_bars = page.locator("#chart-dialogue rect.chart-bar")
+    expect(dialogue_bars).to_have_count(len(chapters))
+    assert values(dialogue_bars) == [c["dialogue_ratio"] for c in chapters]
+    assert chapters[0]["dialogue_ratio"] == 0
+    assert values(page.locator("#chart-dialogue line.reference")) == [report["dialogue_ratio"]]
+    expect(dialogue_bars.nth(2).locator("title")).to_have_text(
+        f"3. Chapter 3: {chapters[2]['dialogue_ratio'] * 100:.1f}%"
+    )
+
+    # Presence: a row of cells per character, a cell per chapter, names as text.
+    presence_name = f"mentions of the {len(characters)} main characters in each chapter"
+    presence = page.get_by_role("img", name=f"Character presence: {presence_name}")
+    expect(presence).to_be_visible()
+    cells = page.locator("#chart-presence .heatmap-svg rect.chart-cell")
+    expect(cells).to_have_count(len(characters) * len(chapters))
+    assert values(cells) == [m for c in characters for m in c["chapter_mentions"]]
+    expect(page.locator("#chart-presence .heatmap-names li")).to_have_text(
+        [c["name"] for c in characters]
+    )
+    bob = next(c for c in characters if c["name"] == "Bob")
+    assert bob["chapter_mentions"] == [0, 5, 0, 0]
+    bob_cells = page.locator("#chart-presence .heatmap-svg rect.chart-cell[data-character='Bob']")
+    expect(bob_cells.locator("title")).to_have_text(
+        ["Bob, 1. Chapter 1: 0 mentions", "Bob, 2. Chapter 2: 5 mentions",
+         "Bob, 3. Chapter 3: 0 mentions", f"Bob, 4. {MARKUP_CHAPTER}: 0 mentions"]
+    )  # fmt: skip
+    assert bob_cells.evaluate_all("els => els.map((e) => e.getAttribute('class'))") == [
+        "chart-cell level-0", "chart-cell level-4", "chart-cell level-0", "chart-cell level-0"
+    ]  # fmt: skip
+    presence_rows = page.locator("#chart-presence table.chart-data tbody tr")
+    expect(presence_rows).to_have_count(len(chapters))
+    expect(page.locator("#chart-presence table.chart-data thead th")).to_have_text(
+        ["Chapter", *[c["name"] for c in characters]]
+    )
+
+    # The other new parts: writing metrics, the dialogue column, a failing check's example.
+    writing = report["writing"]
+    expect(page.locator("#report-writing .writing-line").first).to_have_text(
+        re.compile(rf"^Readability: {writing['readability']['score']:.1f} \(Flesch reading ease")
+    )
+    first_word = writing["overused_words"][0]
+    expect(page.locator("#report-overused li").first).to_have_text(
+        f"{first_word['term']} ({first_word['count']}; ch. 1)"
+    )
+    first_phrase = writing["repeated_phrases"][0]
+    expect(page.locator("#report-phrases li").first).to_have_text(
+        f"“{first_phrase['phrase']}” ({first_phrase['count']}; ch. 1)"
+    )
+    dialogue_cells = page.locator("#task-report table.chapters td[data-label='Dialogue']")
+    expect(dialogue_cells).to_have_text([f"{c['dialogue_ratio'] * 100:.1f}%" for c in chapters])
+    truncated = next(c for c in report["quality"]["checks"] if c["name"] == "truncated")
+    example = truncated["examples"][0]
+    assert MARKUP_NAME in example["sample"]
+    expect(
+        page.locator("#report-checks li[data-check='truncated'] .check-examples li")
+    ).to_have_text(f"Chapter 4, offset {example['offset']:,}: “{example['sample']}”")
+    expect(page.locator("#report-checks li[data-check='truncated'] > span")).to_have_text(
+        "✗ truncated (1, \u221220%)"  # a minus sign
+    )
+
+    assert page.locator("main img, main b, main script").count() == 0
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
+    assert page.evaluate(LOW_CONTRAST_TEXT) == []
+    assert page.evaluate(LOW_CONTRAST_GRAPHICS) == []
+
+
+def test_charts_fit_a_phone_with_one_chapter_or_150(
+    browser: Browser, server: Server, user: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    problems = PageProblems()
+    try:
+        page = context.new_page()
+        page.on("console", problems.console)
+        page.on("pageerror", problems.page_error)
+        sign_in(page, server, user)
+        ids = {}
+        for count in (1, 150):
+            created = server.api(
+                "POST", "/tasks/upload", user, data={"processor": "reporter"},
+                files={"file": (f"{count}-chapters.txt", manuscript(count).encode())},
+            )  # fmt: skip
+            assert created.status_code == 202
+            ids[count] = created.json()["id"]
+        for count, task_id in ids.items():
+            page.goto(f"{server.base_url}/#/tasks/{task_id}")
+            expect(page.locator("#task-status .badge")).to_have_text("completed", timeout=20_000)
+            report = server.api("GET", f"/tasks/{task_id}/files/report.json", user).json()
+            assert len(report["chapters"]) == count
+            rows = len(report["character_names"])
+            bars = page.locator("#chart-chapter-lengths rect.chart-bar")
+            expect(bars).to_have_count(count)
+            expect(page.locator("#chart-dialogue rect.chart-bar")).to_have_count(count)
+            expect(page.locator("#chart-presence .heatmap-svg rect.chart-cell")).to_have_count(
+                rows * count
+            )
+            name = f"Chapter lengths: words in each of the {count} chapters"
+            expect(page.get_by_role("img", name=name)).to_be_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            for chart in ("#chart-chapter-lengths", "#chart-dialogue", "#chart-presence"):
+                box = page.locator(f"{chart} svg.chart-svg").bounding_box()
+                assert box is not None
+                assert box["x"] >= 0
+                assert box["x"] + box["width"] <= 390
+                assert box["height"] >= 40
+            # every bar visible and apart from its neighbours
+            boxes: list[list[float]] = bars.evaluate_all(
+                "els => els.map((e) => e.getBoundingClientRect()).map((r) => [r.x, r.width])"
+            )
+            assert all(width >= 1 for _, width in boxes)
+            assert all(a[0] + a[1] <= b[0] + 0.01 for a, b in itertools.pairwise(boxes))
+            axis = page.locator("#chart-chapter-lengths .chart-axis-x span")
+            expect(axis).to_have_text(["Ch. 1"] if count == 1 else ["Ch. 1", "Ch. 75", "Ch. 150"])
+            assert page.evaluate(LOW_CONTRAST_TEXT) == []
+            assert page.evaluate(LOW_CONTRAST_GRAPHICS) == []
+    finally:
+        context.close()
+    assert problems.messages == []
+
+
+def test_a_schema_version_1_report_is_shown_without_the_new_charts(
+    page: Page, server: Server, user: str
+) -> None:
+    """A report of the first schema (no dialogue per chapter, no presence lists,
+    no writing metrics, checks without examples) still shows what it has."""
+
+    def as_version_1(route: Route) -> None:
+        response = route.fetch()
+        report = response.json()
+        report["schema_version"] = 1
+        for chapter in report["chapters"]:
+            for key in ("part", "sentences", "paragraphs", "dialogue_ratio"):
+                del chapter[key]
+        for character in report["character_names"]:
+            del character["chapter_mentions"]
+        for check in report["quality"]["checks"]:
+            for key in ("weight", "penalty", "examples"):
+                del check[key]
+        del report["writing"]
+        route.fulfill(response=response, json=report)
+
+    page.route("**/files/report.json", as_version_1)
+    sign_in(page, server, user)
+    upload(page, [text_file("old.txt", story())], "reporter")
+    page.get_by_role("link", name="old.txt", exact=True).click()
+    expect(page.locator("#task-status .badge")).to_have_text("completed", timeout=20_000)
+    expect(page.locator("#report-characters li").first).to_be_visible()
+    # chapters[].words was there in version 1: pacing is drawn, the rest is not
+    expect(page.locator("#chart-chapter-lengths rect.chart-bar")).to_have_count(4)
+    expect(page.locator("#chart-dialogue, #chart-presence, #report-writing")).to_have_count(0)
+    expect(page.locator("#task-report table.chapters th")).to_have_text(["#", "Title", "Words"])
+    expect(page.locator("#report-checks li[data-check='truncated']")).to_have_text(
+        "✗ truncated (1)"
+    )
+    expect(page.locator(".check-examples")).to_have_count(0)
 
 
 def test_cancel_retry_and_delete_ask_first_and_follow_the_task(

@@ -5,6 +5,7 @@ import { api, download, fetchJsonFile } from "../api.js";
 import { taskActions } from "../actions.js";
 import { badge, batched, h, progressBar, replace, toast } from "../dom.js";
 import { bytes, dateTime, number, percent } from "../format.js";
+import { chapterLengthChart, dialogueChart, presenceHeatmap } from "../charts.js";
 
 const LOG_PAGE_SIZE = 100;
 
@@ -299,9 +300,11 @@ function renderReport(report) {
   const chapters = Array.isArray(report.chapters) ? report.chapters : [];
   const keywords = Array.isArray(report.keywords) ? report.keywords : [];
   const names = Array.isArray(report.character_names) ? report.character_names : [];
+  const writing = report.writing && typeof report.writing === "object" ? report.writing : {};
   const figures = [
     ["Chapters", counts.chapters ?? chapters.length],
     ["Words", counts.words],
+    ["Words (segmented)", typeof counts.segmented_words === "number" ? counts.segmented_words : undefined],
     ["Characters", counts.characters],
     ["Sentences", counts.sentences],
     ["Paragraphs", counts.paragraphs],
@@ -309,6 +312,7 @@ function renderReport(report) {
     ["Average sentence length", report.average_sentence_length],
     ["Dialogue ratio", report.dialogue_ratio === undefined ? undefined : percent(report.dialogue_ratio, 1)],
     ["Lexical diversity", report.lexical_diversity],
+    ["Readability", typeof writing.readability?.score === "number" ? writing.readability.score.toFixed(1) : undefined],
     ["Language", report.language],
     ["Encoding", report.encoding ? `${report.encoding.name}${report.encoding.bom ? " (BOM)" : ""}` : undefined],
     ["Decoding confidence", report.encoding?.confidence === undefined ? undefined : percent(report.encoding.confidence)],
@@ -333,8 +337,14 @@ function renderReport(report) {
       h("ul", { class: "chips", id: "report-characters" }, names.slice(0, 30).map((c) => h("li", { text: `${c.name} (${number(c.mentions)})` }))),
     );
   }
+  // Drawn only from the keys the report has (schema_version 1 has no dialogue
+  // ratio per chapter nor presence lists).
+  const charts = [chapterLengthChart(chapters), dialogueChart(chapters, report.dialogue_ratio), presenceHeatmap(chapters, names)].filter(Boolean);
+  if (charts.length) parts.push(h("h3", { text: "Chapters at a glance" }), h("div", { class: "charts", id: "report-charts" }, charts));
+  parts.push(renderWriting(writing));
   if (chapters.length) {
     const shown = chapters.slice(0, 100);
+    const withDialogue = chapters.some((c) => typeof c.dialogue_ratio === "number");
     parts.push(
       h("h3", { text: "Chapters" }),
       h(
@@ -343,7 +353,7 @@ function renderReport(report) {
         h(
           "table",
           { class: "chapters" },
-          h("thead", {}, h("tr", {}, ["#", "Title", "Words"].map((t) => h("th", { scope: "col", text: t })))),
+          h("thead", {}, h("tr", {}, ["#", "Title", "Words", withDialogue ? "Dialogue" : null].filter(Boolean).map((t) => h("th", { scope: "col", text: t })))),
           h(
             "tbody",
             {},
@@ -354,6 +364,7 @@ function renderReport(report) {
                 h("td", { "data-label": "#", text: c.index }),
                 h("td", { "data-label": "Title", text: c.title }),
                 h("td", { "data-label": "Words", text: number(c.words) }),
+                withDialogue ? h("td", { "data-label": "Dialogue", text: typeof c.dialogue_ratio === "number" ? percent(c.dialogue_ratio, 1) : "—" }) : null,
               ),
             ),
           ),
@@ -366,8 +377,79 @@ function renderReport(report) {
   if (Array.isArray(checks) && checks.length) {
     parts.push(
       h("h3", { text: "Quality checks" }),
-      h("ul", { class: "checks" }, checks.map((c) => h("li", { class: c.passed ? "passed" : "not-passed", text: `${c.passed ? "✓" : "✗"} ${c.name} (${number(c.count)})` }))),
+      h("ul", { class: "checks", id: "report-checks" }, checks.map(renderCheck)),
     );
   }
   return parts;
+}
+
+/** "✗ truncated (1, −20%)" and where a failing check saw the problem. */
+function renderCheck(check) {
+  const cost = typeof check.penalty === "number" && check.penalty > 0 ? `, −${percent(check.penalty, check.penalty < 0.01 ? 1 : 0)}` : "";
+  const examples = Array.isArray(check.examples) ? check.examples.filter((e) => e && typeof e === "object") : [];
+  return h(
+    "li",
+    { class: check.passed ? "passed" : "not-passed", dataset: { check: String(check.name) } },
+    h("span", { text: `${check.passed ? "✓" : "✗"} ${check.name} (${number(check.count)}${cost})` }),
+    examples.length
+      ? h(
+          "ul",
+          { class: "check-examples" },
+          examples.map((e) => {
+            const where = typeof e.chapter === "number" ? `Chapter ${e.chapter}, offset ${number(e.offset)}` : `Offset ${number(e.offset)}`;
+            return h("li", { text: `${where}: “${e.sample ?? ""}”` });
+          }),
+        )
+      : null,
+  );
+}
+
+/** report.writing, briefly: readability, sentence lengths, overused words, repeated phrases. */
+function renderWriting(writing) {
+  const lines = [];
+  const readability = writing.readability;
+  if (readability && typeof readability.score === "number") {
+    lines.push(
+      `Readability: ${readability.score.toFixed(1)} (${readability.formula}; higher is easier), ` +
+        `${number(readability.words_per_sentence)} words a sentence, ${number(readability.syllables_per_word)} syllables a word.`,
+    );
+  }
+  const lengths = writing.sentence_lengths;
+  if (lengths && typeof lengths.mean === "number") {
+    lines.push(
+      `Sentence length: mean ${number(lengths.mean)} words, median ${number(lengths.median)}, ` +
+        `90% at most ${number(lengths.p90)}, longest ${number(lengths.max)}.`,
+    );
+  }
+  const overused = Array.isArray(writing.overused_words) ? writing.overused_words : [];
+  const phrases = Array.isArray(writing.repeated_phrases) ? writing.repeated_phrases : [];
+  if (!lines.length && !overused.length && !phrases.length) return null;
+  // the (up to 3) chapters where it is used most
+  const where = (item) => (Array.isArray(item.chapters) && item.chapters.length ? `; ch. ${item.chapters.join(", ")}` : "");
+  return h(
+    "div",
+    { id: "report-writing" },
+    h("h3", { text: "Writing" }),
+    lines.map((text) => h("p", { class: "writing-line", text })),
+    h(
+      "div",
+      { class: "writing" },
+      overused.length
+        ? h(
+            "div",
+            {},
+            h("h4", { text: "Overused words" }),
+            h("ul", { class: "chips", id: "report-overused" }, overused.map((w) => h("li", { title: `${number(w.per_10k_words)} per 10,000 words`, text: `${w.term} (${number(w.count)}${where(w)})` }))),
+          )
+        : null,
+      phrases.length
+        ? h(
+            "div",
+            {},
+            h("h4", { text: "Repeated phrases" }),
+            h("ul", { class: "chips", id: "report-phrases" }, phrases.map((p) => h("li", { text: `“${p.phrase}” (${number(p.count)}${where(p)})` }))),
+          )
+        : null,
+    ),
+  );
 }
