@@ -4,7 +4,7 @@ Starts the service on a temp SQLite database (as the browser tests do), fills
 it with a few manuscripts from ``tests/data/corpus`` (or generated text when
 the corpus is absent), and saves PNGs of the main views under
 ``docs/screenshots/``: sign-in, the task list with live progress, a task's
-page, the statistics, and the task list at phone width.
+page and its report's charts, the statistics, and the task list at phone width.
 """
 
 from __future__ import annotations
@@ -124,6 +124,8 @@ def main() -> None:
         # mostly the chapter table and would make a large file.
         page.set_viewport_size({"width": 1280, "height": 1150})
         page.screenshot(path=OUT / "task.png", animations="disabled")
+        # The report's charts (chapter lengths, dialogue, character presence).
+        page.locator("#report-charts").screenshot(path=OUT / "charts.png", animations="disabled")
         page.set_viewport_size({"width": 1280, "height": 860})
 
         page.goto(f"{server.base_url}/#/statistics")
