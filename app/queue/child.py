@@ -29,6 +29,7 @@ from typing import Any
 
 from app.processors import registry
 from app.processors.base import ProcessorError
+from app.services import storage
 
 PR_SET_PDEATHSIG = 1
 EXIT_ORPHANED = 70
@@ -108,6 +109,11 @@ def run_attempt(
         message = ("error", exc)
     except registry.UnknownProcessor:
         message = ("unknown",)
+    except OSError as exc:
+        if exc.errno not in storage.UNWRITABLE:
+            message = ("crashed", type(exc).__name__, traceback.format_exc(limit=20))
+        else:  # the disk, not the processor: worth another attempt later
+            message = ("error", ProcessorError(storage.describe_write_error(exc)))
     except BaseException as exc:  # any failure of a processor ends its attempt
         message = ("crashed", type(exc).__name__, traceback.format_exc(limit=20))
     try:

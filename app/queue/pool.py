@@ -101,6 +101,7 @@ class WorkerPool:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._leftovers = False  # an attempt directory could not be removed: sweep again
         self.last_claim_at = self._last_release_at = time.monotonic()
         self._runner = ProcessorRunner(
             settings.processors, memory_limit_mb=settings.processor_memory_limit_mb
@@ -271,8 +272,8 @@ class WorkerPool:
             del self.running[attempt.key]
         if self._by_task.get(attempt.claimed.task_id) is attempt:
             del self._by_task[attempt.claimed.task_id]
-        if not attempt.cleaned:  # its clean-up was interrupted: finish it
-            self._spawn(storage.remove(attempt.directory))
+        if not attempt.cleaned:  # its clean-up was interrupted or failed: finish it
+            self._spawn(self._clean(attempt))
         outcome = "stopped" if task.cancelled() else attempt.outcome
         TASK_DURATION.labels(attempt.claimed.processor, outcome).observe(
             time.monotonic() - attempt.started
@@ -315,6 +316,9 @@ class WorkerPool:
                 await maintenance.run_maintenance(self.sessions, self.settings)
             except Exception:
                 log.exception("maintenance_failed")
+            if self._leftovers:
+                self._leftovers = False
+                await self._sweep()
             await asyncio.sleep(interval)
 
     # events from anywhere: a cancelled task stops at once
@@ -360,12 +364,25 @@ class WorkerPool:
             finally:
                 attempt.state = AttemptState.DONE
                 writer.cancel()
-                await storage.remove(attempt.directory)
-                attempt.cleaned = True
+                await self._clean(attempt)
+
+    async def _clean(self, attempt: _Attempt) -> None:
+        """Remove the attempt's directory; if the storage refuses (full, read-only), leave
+        it to the next maintenance sweep instead of failing whoever asked."""
+        try:
+            await storage.remove(attempt.directory)
+        except OSError as exc:
+            self._leftovers = True
+            log.warning("attempt_dir_not_removed", error=storage.describe_write_error(exc))
+        else:
+            attempt.cleaned = True
 
     async def _execute(self, attempt: _Attempt, attempt_dir: Path) -> str:
         claimed = attempt.claimed
-        await storage.empty_dir(attempt_dir)  # one thread hop: the fast path is hot
+        try:
+            await storage.empty_dir(attempt_dir)  # one thread hop: the fast path is hot
+        except OSError as exc:
+            return await self._failed(attempt, storage.describe_write_error(exc), retryable=True)
         input_path = storage.absolute(self.settings.upload_dir, claimed.upload_path)
 
         def on_progress(percent: int, stage: str) -> None:
@@ -392,12 +409,21 @@ class WorkerPool:
             message = f"No processor named {claimed.processor!r} is installed on this worker."
             return await self._failed(attempt, message, retryable=True)
         except Exception as exc:
-            log.exception("processor_crashed")
-            message = f"The processor stopped with an unexpected error ({type(exc).__name__})."
+            if isinstance(exc, OSError) and exc.errno in storage.UNWRITABLE:
+                message = storage.describe_write_error(exc)  # the disk, not the processor
+            else:
+                log.exception("processor_crashed")
+                message = f"The processor stopped with an unexpected error ({type(exc).__name__})."
             return await self._failed(attempt, message, retryable=True)
         attempt.state = AttemptState.FINISHING
         await self._flush_progress(attempt)
-        if await attempts.complete(self.sessions, self.settings, claimed, output, attempt_dir):
+        try:
+            completed = await attempts.complete(
+                self.sessions, self.settings, claimed, output, attempt_dir
+            )
+        except OSError as exc:  # the results could not be moved into place: nothing was kept
+            return await self._failed(attempt, storage.describe_write_error(exc), retryable=True)
+        if completed:
             log.info("attempt_completed")
             return "completed"
         log.info("attempt_fenced_out")

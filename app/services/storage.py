@@ -12,6 +12,7 @@ No path is ever built from a client-supplied name.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -98,6 +99,19 @@ async def remove(*paths: Path) -> None:
     """Remove files or directories; missing ones are fine."""
     for path in paths:
         await anyio.to_thread.run_sync(_remove, path)
+
+
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def describe_write_error(error: OSError) -> str:
+    """A sentence for a person about a failed write under ``UPLOAD_DIR``."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "The server's storage is full, so the results could not be written."
+    if error.errno == errno.EROFS:
+        return "The server's storage is read-only, so the results could not be written."
+    reason = error.strerror or type(error).__name__
+    return f"The server's storage could not be written ({reason})."
 
 
 def _empty_dir(path: Path) -> None:
