@@ -1,7 +1,7 @@
 """The analysis pass: one walk over segments → paragraphs → sentences → words.
 
 Everything is gathered in that single pass (word counts, sentence and
-paragraph counts, case-sensitive word frequencies, sentence-initial words,
+paragraph counts, case-sensitive word frequencies,
 lexical diversity windows, dialogue, quality counters, summary candidates),
 so the cost stays linear and close to one tokenisation of the text.
 
@@ -117,6 +117,8 @@ LOOSE_FACTOR = 0.02
 CHARACTER_BONUS = 0.3
 MAIN_CHARACTERS = 10
 MAX_CANDIDATES = 4000
+_MAX_BONUS = 1.5 * (1 + CHARACTER_BONUS * MAIN_CHARACTERS)
+"""Above the largest factor of :func:`_favour_characters` (a margin for rounding)."""
 COUNT_BATCH = 65536
 """Words collected before they are added to the chapter's counts."""
 WIDEN_SHARE = 0.75
@@ -238,7 +240,6 @@ class _Pass:
         self.long_paragraph = LONG_PARAGRAPH_CJK if self.cjk else LONG_PARAGRAPH_WORDS
         self.result = Analysis()
         self.words: Counter[str] = Counter()
-        self.initial: Counter[str] = Counter()
         self.window: set[str] = set()
         self.window_words = 0
         self.seen_paragraphs: set[int] = set()
@@ -251,6 +252,8 @@ class _Pass:
         self.phrases = None if self.cjk else PhraseCounter(language)
         self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
         self.content_words: dict[str, bool] = {}
+        self.function_words: set[str] = set()
+        """The words of ``content_words`` that are not content words."""
         stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
         skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
         self.content_bigrams = re.compile(rf"(?=({skip}[{HAN}]{skip}[{HAN}]))")
@@ -291,7 +294,6 @@ class _Pass:
         unit = units[0]
         consumed = start
         position = self.position
-        initial = self.initial
         lengths = result.sentence_lengths
         find_words, has_quote = self.find_words, _HAS_QUOTE.search
         paragraph_tokens: list[str] = []  # counted once per paragraph: fewer calls
@@ -307,8 +309,6 @@ class _Pass:
             position += 1
             lengths[count] += 1
             paragraph_tokens += tokens
-            if latin:
-                initial[tokens[0]] += 1
             if low <= count <= high:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
@@ -335,6 +335,13 @@ class _Pass:
         result.last_paragraph = text
         return words
 
+    def _count(self, counter: Counter[str], pending: list[str]) -> None:
+        """Add a batch of words to the chapter's counts and the whole text's, each in C
+        (merging a chapter's ``Counter`` into the text's would loop in Python)."""
+        counter.update(pending)
+        self.words.update(pending)
+        pending.clear()
+
     def _close_window(self) -> None:
         types = set(map(str.lower, self.window)) if not self.cjk else self.window
         self.result.ttr_values.append(len(types) / self.window_words)
@@ -342,20 +349,27 @@ class _Pass:
         self.window_words = 0
 
     # -- summaries ----------------------------------------------------------------------
-    def score_latin(self, unit: _Unit, counter: Counter[str]) -> None:
+    def score_latin(self, units: list[_Unit], counter: Counter[str]) -> None:
         """Score with the chapter's own word counts (see the module docstring)."""
-        content = self.content_words
-        for word in [word for word in counter if word not in content]:
+        content, function = self.content_words, self.function_words
+        for word in set(counter).difference(content):  # words not seen in earlier chapters
             lower = word.lower()
-            content[word] = len(lower) >= 3 and lower not in self.stop and not lower.isdigit()
-        log1p = math.log1p
-        weights = {word: log1p(count) for word, count in counter.items() if content[word]}
-        get, adjust = weights.get, self._adjust
-        for cand in unit.candidates:
-            if cand.tokens:  # else scored with an earlier stretch
-                total = sum(map(get, cand.tokens, repeat(0.0)))
-                cand.score = adjust(total / cand.size, cand.size, cand)
-                cand.tokens = []
+            keep = len(lower) >= 3 and lower not in self.stop and not lower.isdigit()
+            content[word] = keep
+            if not keep:
+                function.add(word)
+        # built in C (no Python loop over the chapter's words); function words removed
+        weights = dict(zip(counter.keys(), map(math.log1p, counter.values()), strict=True))
+        for word in function.intersection(counter.keys()):
+            del weights[word]
+        get, zero = weights.get, repeat(0.0)
+        for unit in units:
+            for cand in unit.candidates:
+                if cand.tokens:  # else scored with an earlier stretch
+                    size = cand.size  # _adjust, inlined (the same operations, in order)
+                    mean = sum(map(get, cand.tokens, zero)) / size
+                    cand.score = mean * min(1.0, size / 8) * (LOOSE_FACTOR if cand.loose else 1.0)
+                    cand.tokens = []
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -413,8 +427,7 @@ class _Pass:
                 for para in paras:
                     words += self.paragraph(para, slices, pending)
                     if len(pending) >= COUNT_BATCH:
-                        counter.update(pending)
-                        pending.clear()
+                        self._count(counter, pending)
             else:
                 # no chapters: OVERALL equal slices by characters (a single giant line too)
                 slices = [_Unit() for _ in range(OVERALL)]
@@ -424,13 +437,12 @@ class _Pass:
                     words += self.paragraph(para, slices, pending, consumed, total)
                     consumed += len(para) + 1
                     if len(pending) >= COUNT_BATCH:
-                        counter.update(pending)
-                        pending.clear()
-            counter.update(pending)
+                        self._count(counter, pending)
+            self._count(counter, pending)
             if not self.cjk:
-                self.words.update(counter)
+                self.score_latin(slices, counter)
                 for unit in slices:
-                    self.score_latin(unit, counter)
+                    _prune(unit)
             result.words += words
             result.sentences = self.position
             if is_chapter and heading is not None:
@@ -505,6 +517,24 @@ def _broken(previous_end: str, text: str) -> bool:
         return False
     first = text[0]
     return (previous_end.isalpha() or previous_end in ",，、") and first.islower()
+
+
+def _prune(unit: _Unit) -> None:
+    """Drop the scored (Latin) candidates of ``unit`` that no summary can choose, to free
+    their memory: those that :data:`PER_CHAPTER` synopsis-like candidates outscore even
+    when only they get the largest bonus for naming main characters (see
+    :func:`_favour_characters`); :func:`_best` would never reach them."""
+    candidates = unit.candidates
+    if len(candidates) <= PER_CHAPTER:
+        return
+    good = 0
+    for cand in sorted(candidates, key=lambda c: (-c.score, c.position)):
+        if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), False):
+            good += 1
+            if good == PER_CHAPTER:
+                threshold = cand.score / _MAX_BONUS
+                unit.candidates = [c for c in candidates if c.score >= threshold]
+                return
 
 
 def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidate]:
@@ -585,7 +615,7 @@ def _favour_characters(units: list[_Unit], names: list[str]) -> None:
         return
     for unit in units:
         for cand in unit.candidates:
-            named = sum(1 for key in keys if key in cand.text)
+            named = sum(map(cand.text.__contains__, keys))
             if named:
                 cand.score *= 1 + CHARACTER_BONUS * named
 

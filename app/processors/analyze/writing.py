@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -228,28 +229,23 @@ def locate(
     top chapters.
 
     Each term is looked for as written and capitalised, its words joined by a space
-    or a line break, with patterns that begin with a literal (the engine finds them at
-    C speed) and check the word boundary before them in a look-behind; each chapter is
-    counted with one ``findall`` over its span of the text itself (no copy)."""
+    or a line break. Its longest word is searched with ``str.find`` (far faster than
+    the regular-expression engine's scan); each hit gives the one place where the
+    term would start (its words are joined by one character), which a pattern then
+    checks, with the word boundaries around it, inside its chapter's span (as a
+    ``findall`` over each span would: matches do not overlap, none crosses a chapter
+    boundary)."""
     text = body.text
     bounds = [0, *(min(len(text), max(0, o - body.offset)) for o in chapter_offsets), len(text)]
     out: list[Located] = []
     for term in terms:
         per_chapter: Counter[int] = Counter()
         first = -1
-        for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):
-            literal = r"[ \n]".join(map(re.escape, variant.split()))
-            pattern = re.compile(rf"{literal}(?<=(?<![\w'’]){literal})(?![\w'’])")
-            for index in range(len(bounds) - 1):
-                lo, hi = bounds[index], bounds[index + 1]
-                count = len(pattern.findall(text, lo, hi))
-                if not count:
-                    continue
-                if first < 0 or lo < first:  # the first occurrence lies in this span
-                    found = pattern.search(text, lo, hi)
-                    if found is not None and (first < 0 or found.start() < first):
-                        first = found.start()
-                per_chapter[index] += count
+        variants = list(dict.fromkeys((term, term[:1].upper() + term[1:])))
+        for start in _occurrences(variants, text, bounds):
+            per_chapter[bisect_right(bounds, start) - 1] += 1
+            if first < 0 or start < first:
+                first = start
         total = sum(per_chapter.values())
         if total < max(1, minimum):
             continue
@@ -257,3 +253,45 @@ def locate(
         out.append(Located(term, total, body.offset + first, top))
     out.sort(key=lambda item: (-item.count, item.text))
     return out[:limit]
+
+
+def _occurrences(variants: list[str], text: str, bounds: list[int]) -> list[int]:
+    """Where the ``variants`` of a term (the same words, the first one's initial in
+    another case) start, each one counted per span of ``bounds`` without overlaps (see
+    :func:`locate`). One ``str.find`` scan serves every variant: the longest word's, or
+    when it is the first word, the same word without its initial."""
+    if len({len(variant) for variant in variants}) > 1:  # "ß" → "SS": scan each apart
+        return [s for variant in variants for s in _occurrences([variant], text, bounds)]
+    words = variants[0].split()
+    anchor = max(range(len(words)), key=lambda i: len(words[i]))  # the first longest
+    if anchor == 0 and len(variants) > 1:
+        if len(words[0]) < 4:  # a short first word: one scan per variant
+            return [s for variant in variants for s in _occurrences([variant], text, bounds)]
+        needle, shift = words[0][1:], 1
+    else:
+        needle = words[anchor]
+        shift = sum(len(word) + 1 for word in words[:anchor])
+    matchers = []
+    for variant in variants:
+        literal = r"[ \n]".join(map(re.escape, variant.split()))
+        matchers.append(re.compile(rf"{literal}(?<=(?<![\w'’]){literal})(?![\w'’])").match)
+    initials = [variant[0] for variant in variants]
+    ends = [-1] * len(variants)  # where each variant's last match ends (no overlaps)
+    starts: list[int] = []
+    find = text.find
+    span = 0
+    hit = find(needle, shift)
+    while hit >= 0:
+        start = hit - shift
+        initial = text[start]
+        for which, match in enumerate(matchers):
+            if initial != initials[which] or start < ends[which]:
+                continue
+            while bounds[span + 1] <= start:
+                span += 1
+            found = match(text, start, bounds[span + 1])
+            if found is not None:
+                starts.append(start)
+                ends[which] = found.end()
+        hit = find(needle, hit + 1)
+    return starts
