@@ -117,7 +117,7 @@ LOOSE_FACTOR = 0.02
 CHARACTER_BONUS = 0.3
 MAIN_CHARACTERS = 10
 MAX_CANDIDATES = 4000
-_MAX_BONUS = 1.5 * (1 + CHARACTER_BONUS * MAIN_CHARACTERS)
+_MAX_BONUS = 1.001 * (1 + CHARACTER_BONUS * MAIN_CHARACTERS)
 """Above the largest factor of :func:`_favour_characters` (a margin for rounding)."""
 COUNT_BATCH = 65536
 """Words collected before they are added to the chapter's counts."""

@@ -169,7 +169,7 @@ class PhraseCounter:
     def add(self, tokens: list[str]) -> None:
         if len(tokens) < 3:
             return
-        lower = [t.lower() for t in tokens]
+        lower = list(map(str.lower, tokens))
         self.counts.update(zip(lower, lower[1:], lower[2:], strict=False))
         self.added += len(lower) - 2
         if self.added >= PRUNE_EVERY:
