@@ -250,6 +250,8 @@ class _Pass:
         """The chapter (index, 0 outside chapters) of each of ``clean_texts``."""
         self.cast = None if self.cjk else LatinCast(language, len(text))
         self.phrases = None if self.cjk else PhraseCounter(language)
+        self.phrase_candidates: list[str] = []
+        """The phrases to locate, once the walk is over (the counter is then dropped)."""
         self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
         self.content_words: dict[str, bool] = {}
         self.function_words: set[str] = set()
@@ -572,6 +574,11 @@ def analyse(
     walk = _Pass(language, by_line, body.boilerplate == "aozora", body.text)
     result, units = walk.run(body, parts_of_body, progress)
     summarising()
+    # what the walk no longer needs goes before the language's word list is loaded
+    walk.content_words, walk.function_words = {}, set()
+    if walk.phrases is not None:
+        walk.phrase_candidates = walk.phrases.candidates(PHRASES)
+        walk.phrases = None
     if walk.cjk:
         stats = cjk_stats(walk.clean_texts, language)
         walk.score_cjk(units, stats.bigrams)
@@ -648,8 +655,8 @@ def _writing(walk: _Pass, result: Analysis, body: Body, language: str) -> dict[s
             }
             for found in locate(words, body, offsets, OVERUSED)
         ]
-        if walk.phrases is not None:
-            candidates = walk.phrases.candidates(PHRASES)
+        if walk.phrase_candidates:
+            candidates = walk.phrase_candidates
             phrases = [
                 {
                     "phrase": found.text,
