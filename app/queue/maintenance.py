@@ -283,8 +283,11 @@ def _attempt_dirs(upload_dir: Path) -> list[tuple[str, int, Path]]:
     return found
 
 
-async def sweep_attempt_dirs(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
-    """Remove attempt directories of attempts that are no longer current; how many.
+async def sweep_attempt_dirs(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> tuple[int, int]:
+    """Remove attempt directories of attempts that are no longer current: how many were
+    removed, and how many the storage refused to remove (read-only, say).
 
     An attempt is current while its task is ``processing`` under that attempt
     number (on this worker or another); any other directory was left by a
@@ -292,7 +295,7 @@ async def sweep_attempt_dirs(sessions: async_sessionmaker[AsyncSession], setting
     Attempt numbers only grow, so a directory seen here can never become current.
     """
     found = await anyio.to_thread.run_sync(_attempt_dirs, settings.upload_dir)
-    removed = 0
+    removed = refused = 0
     for start in range(0, len(found), SWEEP_CHUNK):
         chunk = found[start : start + SWEEP_CHUNK]
         async with sessions() as session:
@@ -305,11 +308,12 @@ async def sweep_attempt_dirs(sessions: async_sessionmaker[AsyncSession], setting
             current = {(task_id, attempt) for task_id, attempt in rows.all()}
         stale = [path for task_id, attempt, path in chunk if (task_id, attempt) not in current]
         if stale:
-            await storage.remove(*stale)
-            removed += len(stale)
-    if removed:
-        log.info("attempt_dirs_swept", removed=removed)
-    return removed
+            left = await storage.remove(*stale)
+            removed += len(stale) - len(left)
+            refused += len(left)
+    if removed or refused:
+        log.info("attempt_dirs_swept", removed=removed, refused=refused)
+    return removed, refused
 
 
 async def oldest_due_at(session: AsyncSession) -> datetime | None:

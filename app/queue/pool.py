@@ -114,12 +114,12 @@ class WorkerPool:
         start_forkserver()  # in the background: the first CPU-bound attempt need not wait
         register_waiter(self._wake)
         add_sink(self._on_event)
+        self._leftovers = True  # directories of attempts that died with an earlier process
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="maintenance"),
         ]
-        self._spawn(self._sweep())
         self.last_claim_at = time.monotonic()
         _live_pools.add(self)
         log.info("worker_pool_started", worker_id=self.worker_id, concurrency=self.concurrency)
@@ -184,11 +184,17 @@ class WorkerPool:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _sweep(self) -> None:
+    async def _sweep(self) -> bool:
+        """Remove stale attempt directories; False when the sweep could not finish."""
         try:
-            await maintenance.sweep_attempt_dirs(self.sessions, self.settings)
+            _, left = await maintenance.sweep_attempt_dirs(self.sessions, self.settings)
+        except OSError as exc:  # the storage still refuses: the next tick tries again
+            log.warning("attempt_dir_sweep_failed", error=storage.describe_write_error(exc))
+            return False
         except Exception:
             log.exception("attempt_dir_sweep_failed")
+            return False
+        return left == 0
 
     # health
     def stall(self, due_for: float) -> str | None:
@@ -316,9 +322,8 @@ class WorkerPool:
                 await maintenance.run_maintenance(self.sessions, self.settings)
             except Exception:
                 log.exception("maintenance_failed")
-            if self._leftovers:
-                self._leftovers = False
-                await self._sweep()
+            if self._leftovers:  # until a sweep gets through
+                self._leftovers = not await self._sweep()
             await asyncio.sleep(interval)
 
     # events from anywhere: a cancelled task stops at once
@@ -370,10 +375,14 @@ class WorkerPool:
         """Remove the attempt's directory; if the storage refuses (full, read-only), leave
         it to the next maintenance sweep instead of failing whoever asked."""
         try:
-            await storage.remove(attempt.directory)
+            left = await storage.remove(attempt.directory)
         except OSError as exc:
+            left, error = [attempt.directory], storage.describe_write_error(exc)
+        else:
+            error = "The server's storage refused to remove it."
+        if left:
             self._leftovers = True
-            log.warning("attempt_dir_not_removed", error=storage.describe_write_error(exc))
+            log.warning("attempt_dir_not_removed", error=error)
         else:
             attempt.cleaned = True
 

@@ -88,17 +88,22 @@ async def move(source: Path, target: Path) -> None:
     await anyio.to_thread.run_sync(_move, source, target)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Path) -> bool:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+    return not os.path.lexists(path)
 
 
-async def remove(*paths: Path) -> None:
-    """Remove files or directories; missing ones are fine."""
+async def remove(*paths: Path) -> list[Path]:
+    """Remove files or directories; missing ones are fine. Returns the paths that are
+    still there because the storage refused (read-only, say): a later sweep's work."""
+    left = []
     for path in paths:
-        await anyio.to_thread.run_sync(_remove, path)
+        if not await anyio.to_thread.run_sync(_remove, path):
+            left.append(path)
+    return left
 
 
 UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -62,16 +64,19 @@ async def test_results_that_cannot_be_moved_into_place_are_retried_and_then_comp
     assert pool.running == {}
 
 
+@pytest.mark.parametrize("refusal", ["raises", "leaves it"])
 async def test_an_attempt_directory_that_cannot_be_removed_is_swept_later(
     make_task: MakeTask, pool: WorkerPool, sessions: async_sessionmaker[AsyncSession],
-    settings: Settings, monkeypatch: Any,
+    settings: Settings, monkeypatch: Any, refusal: str,
 ) -> None:  # fmt: skip
     real_remove = storage.remove
 
-    async def read_only_for_attempts(*paths: Path) -> None:
+    async def read_only_for_attempts(*paths: Path) -> list[Path]:
         if any(p.name.startswith("attempt-") for p in paths):
-            raise OSError(errno.EROFS, "Read-only file system")
-        await real_remove(*paths)
+            if refusal == "raises":
+                raise OSError(errno.EROFS, "Read-only file system")
+            return list(paths)  # a read-only directory tree: rmtree removes nothing
+        return await real_remove(*paths)
 
     monkeypatch.setattr(storage, "remove", read_only_for_attempts)
     task = await make_task("writer")
@@ -82,11 +87,31 @@ async def test_an_attempt_directory_that_cannot_be_removed_is_swept_later(
     assert (await reload(sessions, task.id)).status == "completed"
     assert pool.running == {}
     assert left.exists()  # the storage refused; nothing crashed
-    monkeypatch.setattr(storage, "remove", real_remove)  # the storage is back
-    await pool.start()
+    await pool.start()  # the sweeps find the storage still refusing...
+    await asyncio.sleep(1.5)
+    assert left.exists()
+    monkeypatch.setattr(storage, "remove", real_remove)  # ...until it is back
     try:
         async with asyncio.timeout(20):
             while left.exists():
                 await asyncio.sleep(0.1)
     finally:
         await pool.stop()
+
+
+async def test_remove_says_what_the_storage_refused_to_remove(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    kept, gone, missing = tmp_path / "kept", tmp_path / "gone", tmp_path / "missing"
+    kept.mkdir()
+    (kept / "report.json").write_text("{}")
+    gone.mkdir()
+    real_rmtree = shutil.rmtree
+
+    def rmtree_refusing_kept(path: Path, ignore_errors: bool = False) -> None:
+        if Path(path) != kept:  # rmtree(ignore_errors=True) on a read-only tree is silent
+            real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree_refusing_kept)
+    assert await storage.remove(kept, gone, missing) == [kept]
+    assert not gone.exists()
