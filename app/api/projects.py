@@ -11,7 +11,6 @@ from app.api.deps import (
     PageQuery,
     PageSizeQuery,
     SessionDep,
-    SessionFactoryDep,
     SettingsDep,
 )
 from app.api.responses import BODY_PROBLEMS, problems
@@ -62,11 +61,11 @@ async def update_project(
 @router.delete("/{project_id}", status_code=204, responses=problems(404, 409))
 async def delete_project(
     project_id: str,
-    sessions: SessionFactoryDep,
+    session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
     cascade: bool = False,
 ) -> Response:
     """Delete a project; one with tasks answers 409 unless `?cascade=true` (tasks deleted too)."""
-    await project_service.delete_project(sessions, settings, user, project_id, cascade=cascade)
+    await project_service.delete_project(session, settings, user, project_id, cascade=cascade)
     return Response(status_code=204)

@@ -13,7 +13,6 @@ from app.api.deps import (
     PageQuery,
     PageSizeQuery,
     SessionDep,
-    SessionFactoryDep,
     SettingsDep,
 )
 from app.api.disposition import attachment
@@ -88,13 +87,13 @@ async def _stream(request: Request) -> AsyncIterator[bytes]:
 async def upload_task(
     request: Request,
     user: CurrentUser,
-    sessions: SessionFactoryDep,
+    session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Upload one manuscript (multipart field `file`); it is queued at once."""
     tasks, _, created = await task_service.upload(
-        sessions,
+        session,
         settings,
         user,
         _stream(request),
@@ -118,11 +117,11 @@ async def upload_task(
     openapi_extra=_upload_body("files", many=True),
 )
 async def upload_batch(
-    request: Request, user: CurrentUser, sessions: SessionFactoryDep, settings: SettingsDep
+    request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Any:
     """Upload several manuscripts (multipart field `files`, up to MAX_BATCH_FILES): all or none."""
     tasks, batch_id, _ = await task_service.upload(
-        sessions,
+        session,
         settings,
         user,
         _stream(request),
@@ -185,7 +184,7 @@ async def statistics(session: SessionDep, settings: SettingsDep, user: CurrentUs
     responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
 )
 async def export_tasks(
-    sessions: SessionFactoryDep,
+    session: SessionDep,
     user: CurrentUser,
     format: Literal["csv", "json"] = "json",
     status: TaskStatus | None = None,
@@ -197,9 +196,9 @@ async def export_tasks(
     """Every matching task as a CSV or JSON download, streamed."""
     filters = _filters(status, project_id, batch_id, q, sort)
     if format == "csv":
-        body, media_type = export_service.export_csv(sessions, user, filters), "text/csv"
+        body, media_type = export_service.export_csv(session, user, filters), "text/csv"
     else:
-        body, media_type = export_service.export_json(sessions, user, filters), "application/json"
+        body, media_type = export_service.export_json(session, user, filters), "application/json"
     return StreamingResponse(
         body,
         media_type=media_type,
@@ -226,10 +225,10 @@ async def update_task(
 
 @router.delete("/{task_id}", status_code=204, responses=problems(404))
 async def delete_task(
-    task_id: str, sessions: SessionFactoryDep, settings: SettingsDep, user: CurrentUser
+    task_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> Response:
     """Cancel the task if running and delete it with its logs, results and files."""
-    await task_service.delete_task(sessions, settings, user, task_id)
+    await task_service.delete_task(session, settings, user, task_id)
     return Response(status_code=204)
 
 

@@ -19,18 +19,18 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from app.database import on_commit
 from app.models import Task
 
 EVENTS_CHANNEL = "ntm_task_events"
 PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 MAX_ERROR_LENGTH = 1000  # keeps a NOTIFY payload far below PostgreSQL's 8000 bytes
-_PENDING_KEY = "ntm_pending_task_events"
 
 
 class TaskState(Protocol):
@@ -165,7 +165,7 @@ async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) ->
     """:func:`publish_event` for several events, with one NOTIFY statement on PostgreSQL."""
     if not task_events:
         return
-    session.sync_session.info.setdefault(_PENDING_KEY, []).extend(task_events)
+    on_commit(session, partial(_deliver_all, task_events))
     if session.get_bind().dialect.name != "postgresql":
         return
     if len(task_events) == 1:
@@ -176,13 +176,6 @@ async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) ->
         await session.execute(_NOTIFY_MANY, {"channel": EVENTS_CHANNEL, "payloads": payloads})
 
 
-@event.listens_for(Session, "after_commit")
-def _deliver_after_commit(session: Session) -> None:
-    pending: list[TaskEvent] = session.info.pop(_PENDING_KEY, [])
-    for task_event in pending:
+def _deliver_all(task_events: list[TaskEvent]) -> None:
+    for task_event in task_events:
         deliver_local(task_event)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)

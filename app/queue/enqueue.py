@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from sqlalchemy import delete, event, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from app.database import on_commit
 from app.models import Task, TaskQueue
 from app.models.base import utcnow
 
 QUEUE_CHANNEL = "ntm_queue"
-_WAKE_KEY = "ntm_wake_queue"
 _waiters: set[asyncio.Event] = set()
 
 
@@ -54,7 +53,7 @@ async def enqueue(
 
 
 async def _notify_on_commit(session: AsyncSession) -> None:
-    session.sync_session.info[_WAKE_KEY] = True
+    on_commit(session, wake_local_workers)
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": QUEUE_CHANNEL})
 
@@ -68,14 +67,3 @@ async def set_priority(session: AsyncSession, task_id: str, priority: int) -> No
     await session.execute(
         update(TaskQueue).where(TaskQueue.task_id == task_id).values(priority=priority)
     )
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session: Session) -> None:
-    if session.info.pop(_WAKE_KEY, False):
-        wake_local_workers()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_WAKE_KEY, None)

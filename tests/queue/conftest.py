@@ -58,9 +58,11 @@ def make_task(
         options = task_service.UploadOptions(
             project_id=None, priority=priority, processor=processor
         )
-        tasks, _, _ = await task_service.create_tasks(
-            sessions, settings, owner, ReceivedForm([received], {}), options
-        )
+        async with sessions() as session:
+            tasks, _, _ = await task_service.create_tasks(
+                session, settings, owner, ReceivedForm([received], {}), options
+            )
+            await session.commit()
         return tasks[0]
 
     return create
