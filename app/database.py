@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.events.bus import EventBus
 
 _ASYNCPG_UNAVAILABLE = (
     asyncpg.exceptions.PostgresConnectionError,  # class 08: connection exceptions
@@ -125,8 +126,9 @@ class _Work(Session):
     """The synchronous session under a ``UnitOfWork``: its hooks, settled by the factory's
     ``after_commit`` and ``after_rollback`` listeners."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bus: EventBus, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.bus = bus
         self.commit_hooks: list[Hook] = []
         self.rollback_hooks: list[Hook] = []
         self.due: list[Callable[[], Awaitable[None]]] = []
@@ -173,6 +175,17 @@ def _work(session: AsyncSession) -> _Work:
     return work
 
 
+def bus_of(session: AsyncSession) -> EventBus:
+    """The event bus that ``session``'s committed events go to (its factory's)."""
+    return _work(session).bus
+
+
+def factory_bus(sessions: async_sessionmaker[AsyncSession]) -> EventBus:
+    """The event bus of a factory made by :func:`create_session_factory`."""
+    bus: EventBus = sessions.kw["sync_session_class"].kw["bus"]
+    return bus
+
+
 def on_commit(session: AsyncSession, hook: Hook) -> None:
     """Run ``hook`` once ``session``'s transaction has committed (never if it rolls back)."""
     _work(session).commit_hooks.append(hook)
@@ -193,9 +206,9 @@ def _rolled_back(session: Session) -> None:
         session.settle(committed=False)
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that are units of work (see the module doc)."""
-    work = sessionmaker(class_=_Work)
+def create_session_factory(engine: AsyncEngine, bus: EventBus) -> async_sessionmaker[AsyncSession]:
+    """Sessions that are units of work (see the module doc) delivering events to ``bus``."""
+    work = sessionmaker(class_=_Work, bus=bus)
     event.listen(work, "after_commit", _committed)
     event.listen(work, "after_rollback", _rolled_back)
     return async_sessionmaker(

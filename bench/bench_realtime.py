@@ -37,6 +37,7 @@ from common import (
 )
 
 from app.database import create_engine_for, create_session_factory
+from app.events.bus import EventBus
 from app.events.publish import publish_task_event
 from app.models import Task, TaskStatus
 from app.services import auth as auth_service
@@ -150,7 +151,7 @@ async def main() -> None:
         secret = settings.secret_key
         owner = await create_owner(settings)
         engine = create_engine_for(settings)
-        sessions = create_session_factory(engine)
+        sessions = create_session_factory(engine, EventBus())
         async with sessions() as session, session.begin():
             tasks = [Task(**task_row(owner.id)) for _ in range(1 + args.tasks)]
             session.add_all(tasks)

@@ -3,8 +3,9 @@
 ``publish_task_event(session, task)`` numbers the event (``task.event_seq``)
 and delivers it only if and when the session's transaction commits:
 
-- every process hands committed events to its local sinks (the in-process
-  hub that feeds WebSocket and SSE clients);
+- to this process's event bus (``app.events.bus``: the hub that feeds
+  WebSocket and SSE clients, the worker pool), by the unit of work's
+  ``on_commit`` (``app.database``);
 - on PostgreSQL the event is also sent with ``pg_notify`` inside the same
   transaction, so other processes' listeners receive it exactly on commit
   (see ``app.events.listener``); a process ignores its own notifications.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -25,10 +25,11 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.database import on_commit
+from app.database import bus_of, on_commit
 from app.models import Task
 
 EVENTS_CHANNEL = "ntm_task_events"
+QUEUE_CHANNEL = "ntm_queue"
 PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 MAX_ERROR_LENGTH = 1000  # keeps a NOTIFY payload far below PostgreSQL's 8000 bytes
 
@@ -119,25 +120,6 @@ class TaskEvent:
 _MESSAGE_TEXT: dict[TaskEvent, str] = {}
 """Recent events' message texts (events are frozen and hashable; bounded)."""
 
-Sink = Callable[[TaskEvent], None]
-_sinks: list[Sink] = []
-
-
-def add_sink(sink: Sink) -> None:
-    """Receive every event committed in this process (called on the event loop thread)."""
-    if sink not in _sinks:
-        _sinks.append(sink)
-
-
-def remove_sink(sink: Sink) -> None:
-    if sink in _sinks:
-        _sinks.remove(sink)
-
-
-def deliver_local(task_event: TaskEvent) -> None:
-    for sink in list(_sinks):
-        sink(task_event)
-
 
 async def publish_task_event(session: AsyncSession, task: Task) -> TaskEvent:
     """Number a change of ``task`` and deliver it when ``session`` commits.
@@ -165,7 +147,7 @@ async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) ->
     """:func:`publish_event` for several events, with one NOTIFY statement on PostgreSQL."""
     if not task_events:
         return
-    on_commit(session, partial(_deliver_all, task_events))
+    on_commit(session, partial(bus_of(session).publish_all, task_events))
     if session.get_bind().dialect.name != "postgresql":
         return
     if len(task_events) == 1:
@@ -174,8 +156,3 @@ async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) ->
     else:
         payloads = [task_event.to_json() for task_event in task_events]
         await session.execute(_NOTIFY_MANY, {"channel": EVENTS_CHANNEL, "payloads": payloads})
-
-
-def _deliver_all(task_events: list[TaskEvent]) -> None:
-    for task_event in task_events:
-        deliver_local(task_event)

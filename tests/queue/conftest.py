@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.database import factory_bus
 from app.models import Task, TaskLog, User
 from app.processors import registry
 from app.queue.pool import WorkerPool
@@ -72,7 +73,7 @@ def make_task(
 async def pool(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[WorkerPool]:
-    pool = WorkerPool(settings, sessions, concurrency=2)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=2)
     yield pool
     pool._runner.close()
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.events import connections
-from app.events.publish import TaskEvent, deliver_local
+from app.events.publish import TaskEvent
 from app.models import Role, Task, User
 from app.services import users as user_service
 from tests.factories import app_sessions, make_user
@@ -310,10 +310,10 @@ async def test_a_client_that_stops_reading_is_dropped_and_never_slows_others(
             await asyncio.sleep(0.02)
         late = []
         for seq in range(1, 5001):
-            deliver_local(_event(user, "flood", seq, "x" * 1000))
+            app.state.bus.publish(_event(user, "flood", seq, "x" * 1000))
             if seq % 100 == 0:
                 sent = time.perf_counter()
-                deliver_local(_event(user, "ping-task", seq // 100, None))
+                app.state.bus.publish(_event(user, "ping-task", seq // 100, None))
                 while True:
                     message = json.loads(await asyncio.wait_for(good.recv(), timeout=5))
                     if message["task_id"] == "ping-task":
