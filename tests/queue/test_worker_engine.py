@@ -73,3 +73,8 @@ async def test_a_pool_keeps_working_after_its_connections_are_killed(
                 await asyncio.sleep(0.05)
     finally:
         await pool.stop()
+    # both ran to the end: the first kept its result, the second was claimed on new connections
+    assert [(await reload(sessions, task.id)).status for task in (first, second)] == [
+        "completed",
+        "completed",
+    ]
