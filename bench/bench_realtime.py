@@ -38,7 +38,7 @@ from common import (
 
 from app.database import create_engine_for, create_session_factory
 from app.events.bus import EventBus
-from app.events.publish import publish_task_event
+from app.events.publish import TaskEvent, publish_event
 from app.models import Task, TaskStatus
 from app.services import auth as auth_service
 
@@ -93,7 +93,8 @@ async def scenario(
                 task = await session.get(Task, task_id)
                 task.status = TaskStatus.PROCESSING
                 task.progress = step
-                await publish_task_event(session, task)
+                task.event_seq += 1
+                await publish_event(session, TaskEvent.from_task(task))
                 sent[(task_id, step)] = time.perf_counter()
                 await session.commit()
 

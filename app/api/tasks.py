@@ -32,6 +32,7 @@ from app.schemas.task import (
 )
 from app.services import export as export_service
 from app.services import stats as stats_service
+from app.services import storage
 from app.services import tasks as task_service
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=problems(401, 422))
@@ -90,7 +91,7 @@ async def upload_task(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> Any:
+) -> JSONResponse:
     """Upload one manuscript (multipart field `file`); it is queued at once."""
     tasks, _, created = await task_service.upload(
         session,
@@ -118,7 +119,7 @@ async def upload_task(
 )
 async def upload_batch(
     request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep
-) -> Any:
+) -> JSONResponse:
     """Upload several manuscripts (multipart field `files`, up to MAX_BATCH_FILES): all or none."""
     tasks, batch_id, _ = await task_service.upload(
         session,
@@ -160,7 +161,7 @@ async def list_tasks(
     batch_id: str | None = None,
     q: Annotated[str | None, Query(max_length=255)] = None,
     sort: TaskSort = "-uploaded_at",
-) -> Any:
+) -> Page[TaskRead]:
     """The caller's tasks, newest first by default."""
     items, total = await task_service.list_tasks(
         session,
@@ -169,13 +170,17 @@ async def list_tasks(
         offset=(page - 1) * page_size,
         limit=page_size,
     )
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return Page[TaskRead].model_validate(
+        {"items": items, "total": total, "page": page, "page_size": page_size}
+    )
 
 
 @router.get("/statistics", response_model=StatisticsRead)
-async def statistics(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
+async def statistics(
+    session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> StatisticsRead:
     """Counts, success rate and timings of the caller's tasks (every task for admins)."""
-    return await stats_service.statistics(session, settings, user)
+    return StatisticsRead.model_validate(await stats_service.statistics(session, settings, user))
 
 
 @router.get(
@@ -240,12 +245,14 @@ async def task_logs(
     page: PageQuery = 1,
     page_size: PageSizeQuery = 20,
     level: LogLevel | None = None,
-) -> Any:
+) -> Page[TaskLogRead]:
     """The task's log entries, oldest first."""
     items, total = await task_service.list_logs(
         session, user, task_id, level=level, offset=(page - 1) * page_size, limit=page_size
     )
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return Page[TaskLogRead].model_validate(
+        {"items": items, "total": total, "page": page, "page_size": page_size}
+    )
 
 
 def _file_read(row: FileStorage) -> TaskFileRead:
@@ -254,7 +261,7 @@ def _file_read(row: FileStorage) -> TaskFileRead:
         size=row.size,
         content_type=row.content_type,
         checksum=row.checksum,
-        url=task_service.file_url(row.task_id, row.name),
+        url=storage.file_url(row.task_id, row.name),
     )
 
 

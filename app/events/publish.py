@@ -1,7 +1,9 @@
 """Publishing task events, tied to the transaction that made the change.
 
-``publish_task_event(session, task)`` numbers the event (``task.event_seq``)
-and delivers it only if and when the session's transaction commits:
+``publish_event(session, event)`` delivers an event only if and when the
+session's transaction commits. The event is numbered by the statement that
+made the change (``event_seq = event_seq + 1`` in SQL, returned with the
+event's columns), never in Python. Delivery goes:
 
 - to this process's event bus (``app.events.bus``: the hub that feeds
   WebSocket and SSE clients, the worker pool), by the unit of work's
@@ -26,7 +28,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import bus_of, on_commit
-from app.models import Task
 
 EVENTS_CHANNEL = "ntm_task_events"
 QUEUE_CHANNEL = "ntm_queue"
@@ -119,17 +120,6 @@ class TaskEvent:
 
 _MESSAGE_TEXT: dict[TaskEvent, str] = {}
 """Recent events' message texts (events are frozen and hashable; bounded)."""
-
-
-async def publish_task_event(session: AsyncSession, task: Task) -> TaskEvent:
-    """Number a change of ``task`` and deliver it when ``session`` commits.
-
-    The caller has already applied the change to ``task`` (a loaded, current row).
-    """
-    task.event_seq = (task.event_seq or 0) + 1
-    task_event = TaskEvent.from_task(task)
-    await publish_event(session, task_event)
-    return task_event
 
 
 _NOTIFY_ONE = text("SELECT pg_notify(:channel, :payload)")

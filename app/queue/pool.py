@@ -254,10 +254,7 @@ class WorkerPool:
             stale = self._by_task.get(item.task_id)
             if stale is not None:  # this worker lost it (lease) and claimed it again
                 self._fence_out(stale, "claimed again")
-            directory = (
-                storage.task_dir(self.settings.upload_dir, item.task_id)
-                / f"attempt-{item.attempt}.tmp"
-            )
+            directory = storage.attempt_dir(self.settings.upload_dir, item.task_id, item.attempt)
             attempt = _Attempt(item, directory)
             self.running[attempt.key] = attempt
             self._by_task[item.task_id] = attempt

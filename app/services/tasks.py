@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.database import on_commit, on_rollback
 from app.errors import InvalidTransition, NotFound, Unprocessable
-from app.events.publish import publish_task_event
+from app.events.publish import TaskEvent, publish_event
 from app.models import (
     Batch,
     FileKind,
@@ -230,7 +230,7 @@ async def _insert_tasks(
             retry_count=0,
             max_retries=settings.task_max_retries,
             attempt=0,
-            event_seq=0,
+            event_seq=1,  # the "Uploaded and queued" event below
             idempotency_key=idempotency_key if not batch else None,
             idempotency_fingerprint=(
                 request_fingerprint(form, options) if idempotency_key and not batch else None
@@ -260,7 +260,7 @@ async def _insert_tasks(
         )
         await session.flush()
         await enqueue(session, task)
-        await publish_task_event(session, task)
+        await publish_event(session, TaskEvent.from_task(task))
         tasks.append(task)
     await session.flush()
     return tasks, batch_id
@@ -329,6 +329,7 @@ async def cancel(session: AsyncSession, task: Task, *, reason: str = "Cancelled 
             stage="cancelled",
             completed_at=now,
             updated_at=now,
+            event_seq=Task.event_seq + 1,
         )
         .execution_options(synchronize_session=False)
     )
@@ -340,7 +341,7 @@ async def cancel(session: AsyncSession, task: Task, *, reason: str = "Cancelled 
     await dequeue(session, task.id)
     await session.refresh(task)
     await _log(session, task, reason)
-    await publish_task_event(session, task)
+    await publish_event(session, TaskEvent.from_task(task))
 
 
 async def retry(session: AsyncSession, task: Task) -> None:
@@ -358,6 +359,7 @@ async def retry(session: AsyncSession, task: Task) -> None:
             started_at=None,
             completed_at=None,
             updated_at=utcnow(),
+            event_seq=Task.event_seq + 1,
         )
         .execution_options(synchronize_session=False)
     )
@@ -369,7 +371,7 @@ async def retry(session: AsyncSession, task: Task) -> None:
     await session.refresh(task)
     await enqueue(session, task)
     await _log(session, task, "Retry requested by user")
-    await publish_task_event(session, task)
+    await publish_event(session, TaskEvent.from_task(task))
 
 
 async def change_priority(session: AsyncSession, task: Task, priority: int) -> None:
@@ -448,10 +450,6 @@ async def list_logs(
     total = int((await session.execute(count)).scalar_one())
     rows = await session.execute(query.order_by(TaskLog.id).offset(offset).limit(limit))
     return list(rows.scalars()), total
-
-
-def file_url(task_id: str, name: str) -> str:
-    return f"/api/v1/tasks/{task_id}/files/{name}"
 
 
 async def list_files(session: AsyncSession, user: User, task_id: str) -> list[FileStorage]:

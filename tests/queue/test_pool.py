@@ -151,7 +151,7 @@ async def test_retryable_failures_back_off_then_fail(
 async def test_backoff_grows_exponentially_with_jitter(settings: Settings) -> None:
     settings.task_retry_backoff_seconds = 2
     for retry, ceiling in [(0, 2), (1, 4), (2, 8), (10, 300)]:
-        delays = [attempts.backoff_seconds(settings, retry) for _ in range(50)]
+        delays = [attempts.RetryPolicy.of(settings).backoff(retry) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
 
