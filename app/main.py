@@ -24,16 +24,15 @@ from app.api.problems import CatchAllMiddleware, install_problem_handlers
 from app.api.proxies import ClientAddressMiddleware
 from app.api.unavailable import UnavailableMiddleware
 from app.config import Settings, describe_settings_error, get_settings
-from app.database import create_engine_for, create_session_factory
 from app.events.going_away import close_live_connections_on_stop
 from app.events.hub import EventHub
-from app.events.listener import PgListener
-from app.events.publish import add_sink, remove_sink
+from app.events.publish import TaskEvent
 from app.events.resync import resync_hook
 from app.log import configure_logging, get_logger
 from app.metrics import build_registry
 from app.processors import registry
 from app.queue.pool import WorkerPool
+from app.runtime import open_runtime
 from app.services import storage
 from app.services.rate_limit import RateLimiter
 from app.services.uploads import STALE_TEMP_SECONDS
@@ -53,9 +52,8 @@ def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            engine = create_engine_for(settings)
-            stack.push_async_callback(engine.dispose)
-            session_factory = create_session_factory(engine)
+            runtime = open_runtime(settings, stack, for_workers=False)
+            session_factory = runtime.sessions
             settings.upload_dir.mkdir(parents=True, exist_ok=True)
             swept = await storage.sweep_temp(settings.upload_dir, STALE_TEMP_SECONDS)
             if swept:
@@ -63,31 +61,27 @@ def _lifespan(settings: Settings) -> Any:
             registry.configure(settings.processors)  # uploads validate processor names
             state: dict[str, Any] = {
                 "settings": settings,
-                "engine": engine,
+                "engine": runtime.engine,
                 "session_factory": session_factory,
+                "bus": runtime.bus,
             }
             app.state.session_factory = session_factory
+            app.state.bus = runtime.bus
             app.state.rate_limiter = RateLimiter(settings.rate_limit_storage_uri)
             stack.push_async_callback(app.state.rate_limiter.close)
             await ensure_admin(session_factory, settings)
             hub = app.state.hub = state["hub"] = EventHub()
-            add_sink(hub.publish)
-            stack.callback(remove_sink, hub.publish)
+            runtime.bus.subscribe(TaskEvent, hub.publish)
+            stack.callback(runtime.bus.unsubscribe, TaskEvent, hub.publish)
             stack.callback(hub.close_all)
             stack.enter_context(close_live_connections_on_stop(hub))  # 1001 on SIGTERM
-            if not settings.is_sqlite:
-                listener = PgListener(settings.database_url)
+            if runtime.listener is not None:
+                listener = runtime.listener
                 listener.on_reconnect.append(resync_hook(hub, listener, session_factory))
-                await listener.start()
-                stack.push_async_callback(listener.stop)
+                await runtime.start_listener(stack)
                 state["listener"] = app.state.listener = listener
             if settings.worker_concurrency > 0:
-                pool_sessions = session_factory
-                if not settings.is_sqlite:  # its own connections, without pre-ping
-                    pool_engine = create_engine_for(settings, for_workers=True)
-                    stack.push_async_callback(pool_engine.dispose)
-                    pool_sessions = create_session_factory(pool_engine)
-                pool = WorkerPool(settings, pool_sessions)
+                pool = WorkerPool(settings, runtime.worker_sessions(stack), runtime.bus)
                 await pool.start()
                 stack.push_async_callback(pool.stop)
                 state["worker_pool"] = app.state.worker_pool = pool

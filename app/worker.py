@@ -14,10 +14,9 @@ from contextlib import AsyncExitStack
 from pydantic import ValidationError
 
 from app.config import Settings, describe_settings_error, get_settings
-from app.database import create_engine_for, create_session_factory
-from app.events.listener import PgListener
 from app.log import configure_logging, get_logger
 from app.queue.pool import WorkerPool
+from app.runtime import open_runtime
 
 log = get_logger("app.worker")
 
@@ -28,14 +27,10 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with AsyncExitStack() as stack:
-        engine = create_engine_for(settings, for_workers=True)
-        stack.push_async_callback(engine.dispose)
-        sessions = create_session_factory(engine)
-        if not settings.is_sqlite:
-            listener = PgListener(settings.database_url)
-            await listener.start()
-            stack.push_async_callback(listener.stop)
-        pool = WorkerPool(settings, sessions, concurrency=max(1, settings.worker_concurrency))
+        runtime = open_runtime(settings, stack, for_workers=True)
+        await runtime.start_listener(stack)
+        concurrency = max(1, settings.worker_concurrency)
+        pool = WorkerPool(settings, runtime.sessions, runtime.bus, concurrency=concurrency)
         await pool.start()
         stack.push_async_callback(pool.stop)
         print(f"worker {pool.worker_id} ready", flush=True)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.database import create_engine_for, create_session_factory
+from app.events.bus import EventBus
 from app.models import Task, TaskQueue
 from app.models.base import utcnow
 from app.queue.enqueue import enqueue
@@ -110,7 +111,7 @@ async def main() -> None:
         settings = Settings(_env_file=None, database_url=database_url, upload_dir=upload_dir)  # type: ignore[call-arg]
         owner = (await create_owner(settings)).id
         engine = create_engine_for(settings)
-        sessions = create_session_factory(engine)
+        sessions = create_session_factory(engine, EventBus())
         worker = None
         try:
             await enqueue_bulk(sessions, owner, args.tasks)

@@ -37,7 +37,8 @@ from common import (
 )
 
 from app.database import create_engine_for, create_session_factory
-from app.events.publish import publish_task_event
+from app.events.bus import EventBus
+from app.events.publish import TaskEvent, publish_event
 from app.models import Task, TaskStatus
 from app.services import auth as auth_service
 
@@ -92,7 +93,8 @@ async def scenario(
                 task = await session.get(Task, task_id)
                 task.status = TaskStatus.PROCESSING
                 task.progress = step
-                await publish_task_event(session, task)
+                task.event_seq += 1
+                await publish_event(session, TaskEvent.from_task(task))
                 sent[(task_id, step)] = time.perf_counter()
                 await session.commit()
 
@@ -150,7 +152,7 @@ async def main() -> None:
         secret = settings.secret_key
         owner = await create_owner(settings)
         engine = create_engine_for(settings)
-        sessions = create_session_factory(engine)
+        sessions = create_session_factory(engine, EventBus())
         async with sessions() as session, session.begin():
             tasks = [Task(**task_row(owner.id)) for _ in range(1 + args.tasks)]
             session.add_all(tasks)

@@ -31,6 +31,7 @@ from alembic import command  # noqa: E402
 from app.api.live import MAX_FRAME_BYTES  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.database import create_engine_for, create_session_factory  # noqa: E402
+from app.events.bus import EventBus  # noqa: E402
 from app.models import TaskStatus, User  # noqa: E402
 from app.models.base import new_id, utcnow  # noqa: E402
 
@@ -82,7 +83,7 @@ async def create_owner(settings: Settings) -> User:
     """The user that owns the benchmark's tasks."""
     engine = create_engine_for(settings)
     try:
-        async with create_session_factory(engine)() as session, session.begin():
+        async with create_session_factory(engine, EventBus())() as session, session.begin():
             owner = User(email="bench@example.com", password_hash="unusable", role="user")  # noqa: S106
             session.add(owner)
         return owner

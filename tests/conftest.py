@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from alembic import command
 from app.config import Settings
 from app.database import create_engine_for, create_session_factory
+from app.events.bus import EventBus
 from app.main import create_app
 from app.models import Base
 
@@ -212,6 +213,6 @@ async def sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
     """A session factory on the test database, independent of any app."""
     engine = create_engine_for(settings)
     try:
-        yield create_session_factory(engine)
+        yield create_session_factory(engine, EventBus())
     finally:
         await engine.dispose()

@@ -22,6 +22,7 @@ from pathlib import Path
 from app.config import Settings
 from app.database import create_engine_for, create_session_factory
 from app.errors import Unauthorized, Unprocessable
+from app.events.bus import EventBus
 from app.services.auth import user_for_api_key
 from app.services.users import check_password, create_api_key, ensure_admin
 
@@ -103,7 +104,7 @@ async def bootstrap(settings: Settings, data_dir: Path) -> LocalApiKey:
     path = data_dir / API_KEY_FILE
     engine = create_engine_for(settings)
     try:
-        sessions = create_session_factory(engine)
+        sessions = create_session_factory(engine, EventBus())
         admin = await ensure_admin(sessions, settings)
         if admin is None:
             raise SystemExit("ADMIN_EMAIL and ADMIN_PASSWORD are needed for the local admin")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Response
 
@@ -24,7 +24,7 @@ async def login(
     password: Annotated[Text, Form(max_length=1024)],
     session: SessionDep,
     settings: SettingsDep,
-) -> Any:
+) -> TokenRead:
     """OAuth2 password form (`username` = email) → a bearer access token."""
     user = await user_service.authenticate(session, username, password)
     token, lifetime = auth_service.create_access_token(settings, user)
@@ -37,7 +37,9 @@ async def login(
     response_model=ApiKeyCreated,
     responses={**problems(401, 422), **BODY_PROBLEMS},
 )
-async def create_api_key(body: ApiKeyCreate, session: SessionDep, user: CurrentUser) -> Any:
+async def create_api_key(
+    body: ApiKeyCreate, session: SessionDep, user: CurrentUser
+) -> ApiKeyCreated:
     """A new API key; `key` is shown this once (only its hash is stored)."""
     key, secret = await user_service.create_api_key(session, user, body.name)
     return ApiKeyCreated.model_validate(
@@ -46,9 +48,11 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep, user: CurrentU
 
 
 @router.get("/api-keys", response_model=list[ApiKeyRead], responses=problems(401))
-async def list_api_keys(session: SessionDep, user: CurrentUser) -> Any:
+async def list_api_keys(session: SessionDep, user: CurrentUser) -> list[ApiKeyRead]:
     """The caller's live keys, never their secrets."""
-    return await user_service.list_api_keys(session, user)
+    return [
+        ApiKeyRead.model_validate(key) for key in await user_service.list_api_keys(session, user)
+    ]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, responses=problems(401, 404))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
@@ -16,9 +14,9 @@ router = APIRouter(prefix="/batches", tags=["batches"], responses=problems(401, 
 
 
 @router.get("/{batch_id}", response_model=BatchRead)
-async def get_batch(batch_id: str, session: SessionDep, user: CurrentUser) -> Any:
+async def get_batch(batch_id: str, session: SessionDep, user: CurrentUser) -> BatchRead:
     """The batch's tasks, counts by status and mean progress."""
-    return await batch_service.get_batch(session, user, batch_id)
+    return BatchRead.model_validate(await batch_service.get_batch(session, user, batch_id))
 
 
 @router.get(

@@ -10,6 +10,11 @@ a request without a valid credential (its 401 turns into 429 once the IP is
 over). Every /api/v1 response carries the ``RateLimit-*`` headers.
 WebSocket connections authenticate in their handler (they must be accepted
 before they can be closed with 1008).
+
+The gate opens the request's one session (its unit of work, ``app.database``):
+it authenticates with it, commits what that touched (an API key's
+``last_used_at``), leaves it in the request state for ``SessionDep`` and
+closes it when the response is done.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import problem_response
+from app.config import Settings
+from app.database import REQUEST_SESSION
 from app.errors import AppError, RateLimited, Unauthorized
 from app.models import User
 from app.services import auth as auth_service
@@ -37,16 +44,19 @@ def bearer_token(headers: Headers) -> str | None:
     return credentials.strip()
 
 
-async def authenticate(app_state: Any, token: str) -> User:
+async def authenticate(session: Any, settings: Settings, token: str) -> User:
     """The user behind ``token`` (a JWT or an API key); ``Unauthorized`` otherwise.
 
     Used by the gate and by the WebSocket handler, which authenticates itself.
+    Commits ``session`` (last_used_at of API keys) and detaches the user from it, so a
+    rollback of the request's work later (which expires what the session holds) leaves
+    the caller readable.
     """
     if len(token) > MAX_TOKEN_CHARS or "\x00" in token:  # NUL: no credential, no lookup
         raise Unauthorized("The credential is not valid", code="invalid_token")
-    async with app_state.session_factory() as session:
-        user = await auth_service.authenticate_token(session, app_state.settings, token)
-        await session.commit()  # last_used_at of API keys
+    user = await auth_service.authenticate_token(session, settings, token)
+    await session.commit()
+    session.expunge(user)
     return user
 
 
@@ -66,6 +76,13 @@ class ApiGateMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
+        async with state.session_factory() as session:
+            await self._gate(scope, receive, send, path, session)
+
+    async def _gate(
+        self, scope: Scope, receive: Receive, send: Send, path: str, session: Any
+    ) -> None:
+        state = scope["app"].state
         settings, limiter = state.settings, state.rate_limiter
         decision: Decision | None = None
         try:
@@ -74,14 +91,14 @@ class ApiGateMiddleware:
                 decision = await limiter.hit(settings.login_rate_limit, key)
             else:
                 try:
-                    user = await _user_of(state, scope, path)
+                    user = await _user_of(session, settings, scope, path)
                 except Unauthorized:
                     key = f"anonymous:{client_ip(scope)}"
                     decision = await limiter.hit(settings.anonymous_rate_limit, key)
                     if decision.allowed:
                         raise
                 else:
-                    scope.setdefault("state", {})["user"] = user
+                    scope.setdefault("state", {}).update({"user": user, REQUEST_SESSION: session})
                     decision = await limiter.hit(settings.rate_limit, f"user:{user.id}")
             if not decision.allowed:
                 raise RateLimited(
@@ -112,14 +129,14 @@ def client_ip(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-async def _user_of(state: Any, scope: Scope, path: str) -> User:
+async def _user_of(session: Any, settings: Settings, scope: Scope, path: str) -> User:
     """The user behind the request's credential; ``Unauthorized`` without a valid one."""
     token = bearer_token(Headers(scope=scope))
     if token is None and _accepts_query_token(path):
         token = QueryParams(scope.get("query_string", b"")).get("token") or None
     if token is None:
         raise Unauthorized("Not authenticated: send Authorization: Bearer <token>")
-    return await authenticate(state, token)
+    return await authenticate(session, settings, token)
 
 
 def _rate_headers(decision: Decision | None) -> dict[str, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +19,7 @@ router = APIRouter(tags=["operations"])
     response_model=HealthRead,
     responses={503: {"model": HealthRead, "description": "The service is unhealthy"}},
 )
-async def health(sessions: SessionFactoryDep, settings: SettingsDep) -> Any:
+async def health(sessions: SessionFactoryDep, settings: SettingsDep) -> JSONResponse:
     """Database reachable, upload dir writable, live workers, version. 503 when unhealthy."""
     body = await health_service.check_health(sessions, settings)
     status = 503 if body["status"] == "unhealthy" else 200

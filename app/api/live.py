@@ -62,7 +62,9 @@ async def _authenticate(websocket: WebSocket) -> User | str:
     if token is None:
         return "Not authenticated: pass ?token= or an Authorization header"
     try:
-        return await authenticate(websocket.app.state, token)
+        state = websocket.app.state
+        async with state.session_factory() as session:
+            return await authenticate(session, state.settings, token)
     except AppError:
         return "Not authenticated: the token is invalid, expired or revoked"
 

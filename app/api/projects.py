@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from app.api.deps import (
@@ -11,7 +9,6 @@ from app.api.deps import (
     PageQuery,
     PageSizeQuery,
     SessionDep,
-    SessionFactoryDep,
     SettingsDep,
 )
 from app.api.responses import BODY_PROBLEMS, problems
@@ -25,9 +22,12 @@ router = APIRouter(prefix="/projects", tags=["projects"], responses=problems(401
 @router.post(
     "", status_code=201, response_model=ProjectRead, responses={**problems(409), **BODY_PROBLEMS}
 )
-async def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) -> Any:
+async def create_project(
+    body: ProjectCreate, session: SessionDep, user: CurrentUser
+) -> ProjectRead:
     """Create a project; names are unique per user (409 otherwise)."""
-    return await project_service.create_project(session, user, body.name, body.description)
+    created = await project_service.create_project(session, user, body.name, body.description)
+    return ProjectRead.model_validate(created)
 
 
 @router.get("", response_model=Page[ProjectRead])
@@ -36,16 +36,18 @@ async def list_projects(
     user: CurrentUser,
     page: PageQuery = 1,
     page_size: PageSizeQuery = 20,
-) -> Any:
+) -> Page[ProjectRead]:
     items, total = await project_service.list_projects(
         session, user, offset=(page - 1) * page_size, limit=page_size
     )
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return Page[ProjectRead].model_validate(
+        {"items": items, "total": total, "page": page, "page_size": page_size}
+    )
 
 
 @router.get("/{project_id}", response_model=ProjectRead, responses=problems(404))
-async def get_project(project_id: str, session: SessionDep, user: CurrentUser) -> Any:
-    return await project_service.get_project(session, user, project_id)
+async def get_project(project_id: str, session: SessionDep, user: CurrentUser) -> ProjectRead:
+    return ProjectRead.model_validate(await project_service.get_project(session, user, project_id))
 
 
 @router.patch(
@@ -53,20 +55,21 @@ async def get_project(project_id: str, session: SessionDep, user: CurrentUser) -
 )
 async def update_project(
     project_id: str, body: ProjectUpdate, session: SessionDep, user: CurrentUser
-) -> Any:
-    return await project_service.update_project(
+) -> ProjectRead:
+    updated = await project_service.update_project(
         session, user, project_id, body.model_dump(exclude_unset=True)
     )
+    return ProjectRead.model_validate(updated)
 
 
 @router.delete("/{project_id}", status_code=204, responses=problems(404, 409))
 async def delete_project(
     project_id: str,
-    sessions: SessionFactoryDep,
+    session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
     cascade: bool = False,
 ) -> Response:
     """Delete a project; one with tasks answers 409 unless `?cascade=true` (tasks deleted too)."""
-    await project_service.delete_project(sessions, settings, user, project_id, cascade=cascade)
+    await project_service.delete_project(session, settings, user, project_id, cascade=cascade)
     return Response(status_code=204)

@@ -13,7 +13,6 @@ from app.api.deps import (
     PageQuery,
     PageSizeQuery,
     SessionDep,
-    SessionFactoryDep,
     SettingsDep,
 )
 from app.api.disposition import attachment
@@ -33,6 +32,7 @@ from app.schemas.task import (
 )
 from app.services import export as export_service
 from app.services import stats as stats_service
+from app.services import storage
 from app.services import tasks as task_service
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=problems(401, 422))
@@ -88,13 +88,13 @@ async def _stream(request: Request) -> AsyncIterator[bytes]:
 async def upload_task(
     request: Request,
     user: CurrentUser,
-    sessions: SessionFactoryDep,
+    session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> Any:
+) -> JSONResponse:
     """Upload one manuscript (multipart field `file`); it is queued at once."""
     tasks, _, created = await task_service.upload(
-        sessions,
+        session,
         settings,
         user,
         _stream(request),
@@ -118,11 +118,11 @@ async def upload_task(
     openapi_extra=_upload_body("files", many=True),
 )
 async def upload_batch(
-    request: Request, user: CurrentUser, sessions: SessionFactoryDep, settings: SettingsDep
-) -> Any:
+    request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> JSONResponse:
     """Upload several manuscripts (multipart field `files`, up to MAX_BATCH_FILES): all or none."""
     tasks, batch_id, _ = await task_service.upload(
-        sessions,
+        session,
         settings,
         user,
         _stream(request),
@@ -161,7 +161,7 @@ async def list_tasks(
     batch_id: str | None = None,
     q: Annotated[str | None, Query(max_length=255)] = None,
     sort: TaskSort = "-uploaded_at",
-) -> Any:
+) -> Page[TaskRead]:
     """The caller's tasks, newest first by default."""
     items, total = await task_service.list_tasks(
         session,
@@ -170,13 +170,17 @@ async def list_tasks(
         offset=(page - 1) * page_size,
         limit=page_size,
     )
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return Page[TaskRead].model_validate(
+        {"items": items, "total": total, "page": page, "page_size": page_size}
+    )
 
 
 @router.get("/statistics", response_model=StatisticsRead)
-async def statistics(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> Any:
+async def statistics(
+    session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> StatisticsRead:
     """Counts, success rate and timings of the caller's tasks (every task for admins)."""
-    return await stats_service.statistics(session, settings, user)
+    return StatisticsRead.model_validate(await stats_service.statistics(session, settings, user))
 
 
 @router.get(
@@ -185,7 +189,7 @@ async def statistics(session: SessionDep, settings: SettingsDep, user: CurrentUs
     responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
 )
 async def export_tasks(
-    sessions: SessionFactoryDep,
+    session: SessionDep,
     user: CurrentUser,
     format: Literal["csv", "json"] = "json",
     status: TaskStatus | None = None,
@@ -197,9 +201,9 @@ async def export_tasks(
     """Every matching task as a CSV or JSON download, streamed."""
     filters = _filters(status, project_id, batch_id, q, sort)
     if format == "csv":
-        body, media_type = export_service.export_csv(sessions, user, filters), "text/csv"
+        body, media_type = export_service.export_csv(session, user, filters), "text/csv"
     else:
-        body, media_type = export_service.export_json(sessions, user, filters), "application/json"
+        body, media_type = export_service.export_json(session, user, filters), "application/json"
     return StreamingResponse(
         body,
         media_type=media_type,
@@ -226,10 +230,10 @@ async def update_task(
 
 @router.delete("/{task_id}", status_code=204, responses=problems(404))
 async def delete_task(
-    task_id: str, sessions: SessionFactoryDep, settings: SettingsDep, user: CurrentUser
+    task_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> Response:
     """Cancel the task if running and delete it with its logs, results and files."""
-    await task_service.delete_task(sessions, settings, user, task_id)
+    await task_service.delete_task(session, settings, user, task_id)
     return Response(status_code=204)
 
 
@@ -241,12 +245,14 @@ async def task_logs(
     page: PageQuery = 1,
     page_size: PageSizeQuery = 20,
     level: LogLevel | None = None,
-) -> Any:
+) -> Page[TaskLogRead]:
     """The task's log entries, oldest first."""
     items, total = await task_service.list_logs(
         session, user, task_id, level=level, offset=(page - 1) * page_size, limit=page_size
     )
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return Page[TaskLogRead].model_validate(
+        {"items": items, "total": total, "page": page, "page_size": page_size}
+    )
 
 
 def _file_read(row: FileStorage) -> TaskFileRead:
@@ -255,7 +261,7 @@ def _file_read(row: FileStorage) -> TaskFileRead:
         size=row.size,
         content_type=row.content_type,
         checksum=row.checksum,
-        url=task_service.file_url(row.task_id, row.name),
+        url=storage.file_url(row.task_id, row.name),
     )
 
 

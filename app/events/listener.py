@@ -1,14 +1,18 @@
 """One LISTEN connection per process on PostgreSQL, for the queue and task events.
 
-- ``ntm_queue``: a task was enqueued somewhere; wake this process's workers.
-- ``ntm_task_events``: a task changed in another process; hand the event to
-  this process's sinks (live clients, running attempts). Events this process
-  published itself were already delivered locally and are skipped.
+- ``ntm_queue``: a task was enqueued somewhere: ``on_task_pending()``;
+- ``ntm_task_events``: a task changed in another process:
+  ``on_task_event(event)``. Events this process published itself were already
+  delivered locally and are skipped.
+
+The process's runtime (``app.runtime``) injects both handlers: they publish
+on its event bus.
 
 The connection is dedicated (outside the pool) and comes back by itself with
 backoff when it drops (database restart, terminated backend); after a
-reconnect the ``on_reconnect`` callbacks run, because notifications sent
-meanwhile were lost: workers look for work, live clients re-read state.
+reconnect ``on_task_pending()`` and the ``on_reconnect`` callbacks run,
+because notifications sent meanwhile were lost: workers look for work, live
+clients re-read state.
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.events.publish import EVENTS_CHANNEL, PROCESS_ID, TaskEvent, deliver_local
+from app.events.publish import EVENTS_CHANNEL, PROCESS_ID, QUEUE_CHANNEL, TaskEvent
 from app.log import get_logger
-from app.queue.enqueue import QUEUE_CHANNEL, wake_local_workers
 
 log = get_logger(__name__)
 
@@ -32,7 +35,16 @@ ReconnectHook = Callable[[], Awaitable[None]]
 
 
 class PgListener:
-    def __init__(self, database_url: str, *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        on_task_event: Callable[[TaskEvent], None],
+        on_task_pending: Callable[[], None],
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._on_task_event = on_task_event
+        self._on_task_pending = on_task_pending
         url = make_url(database_url)
         self._connect_args: dict[str, Any] = {
             "host": url.host,
@@ -106,7 +118,7 @@ class PgListener:
                 await connection.close(timeout=2)
 
     async def _after_reconnect(self) -> None:
-        wake_local_workers()
+        self._on_task_pending()
         for hook in list(self.on_reconnect):
             try:
                 await hook()
@@ -120,7 +132,7 @@ class PgListener:
         self._lost.set()
 
     def _on_queue(self, *_: Any) -> None:
-        wake_local_workers()
+        self._on_task_pending()
 
     def _on_event(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -129,4 +141,4 @@ class PgListener:
             log.warning("listener_bad_payload", payload=payload[:200])
             return
         if origin != PROCESS_ID:
-            deliver_local(task_event)
+            self._on_task_event(task_event)

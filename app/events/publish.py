@@ -1,10 +1,13 @@
 """Publishing task events, tied to the transaction that made the change.
 
-``publish_task_event(session, task)`` numbers the event (``task.event_seq``)
-and delivers it only if and when the session's transaction commits:
+``publish_event(session, event)`` delivers an event only if and when the
+session's transaction commits. The event is numbered by the statement that
+made the change (``event_seq = event_seq + 1`` in SQL, returned with the
+event's columns), never in Python. Delivery goes:
 
-- every process hands committed events to its local sinks (the in-process
-  hub that feeds WebSocket and SSE clients);
+- to this process's event bus (``app.events.bus``: the hub that feeds
+  WebSocket and SSE clients, the worker pool), by the unit of work's
+  ``on_commit`` (``app.database``);
 - on PostgreSQL the event is also sent with ``pg_notify`` inside the same
   transaction, so other processes' listeners receive it exactly on commit
   (see ``app.events.listener``); a process ignores its own notifications.
@@ -17,20 +20,19 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from app.models import Task
+from app.database import bus_of, on_commit
 
 EVENTS_CHANNEL = "ntm_task_events"
+QUEUE_CHANNEL = "ntm_queue"
 PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 MAX_ERROR_LENGTH = 1000  # keeps a NOTIFY payload far below PostgreSQL's 8000 bytes
-_PENDING_KEY = "ntm_pending_task_events"
 
 
 class TaskState(Protocol):
@@ -119,36 +121,6 @@ class TaskEvent:
 _MESSAGE_TEXT: dict[TaskEvent, str] = {}
 """Recent events' message texts (events are frozen and hashable; bounded)."""
 
-Sink = Callable[[TaskEvent], None]
-_sinks: list[Sink] = []
-
-
-def add_sink(sink: Sink) -> None:
-    """Receive every event committed in this process (called on the event loop thread)."""
-    if sink not in _sinks:
-        _sinks.append(sink)
-
-
-def remove_sink(sink: Sink) -> None:
-    if sink in _sinks:
-        _sinks.remove(sink)
-
-
-def deliver_local(task_event: TaskEvent) -> None:
-    for sink in list(_sinks):
-        sink(task_event)
-
-
-async def publish_task_event(session: AsyncSession, task: Task) -> TaskEvent:
-    """Number a change of ``task`` and deliver it when ``session`` commits.
-
-    The caller has already applied the change to ``task`` (a loaded, current row).
-    """
-    task.event_seq = (task.event_seq or 0) + 1
-    task_event = TaskEvent.from_task(task)
-    await publish_event(session, task_event)
-    return task_event
-
 
 _NOTIFY_ONE = text("SELECT pg_notify(:channel, :payload)")
 _NOTIFY_MANY = text(
@@ -165,7 +137,7 @@ async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) ->
     """:func:`publish_event` for several events, with one NOTIFY statement on PostgreSQL."""
     if not task_events:
         return
-    session.sync_session.info.setdefault(_PENDING_KEY, []).extend(task_events)
+    on_commit(session, partial(bus_of(session).publish_all, task_events))
     if session.get_bind().dialect.name != "postgresql":
         return
     if len(task_events) == 1:
@@ -174,15 +146,3 @@ async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) ->
     else:
         payloads = [task_event.to_json() for task_event in task_events]
         await session.execute(_NOTIFY_MANY, {"channel": EVENTS_CHANNEL, "payloads": payloads})
-
-
-@event.listens_for(Session, "after_commit")
-def _deliver_after_commit(session: Session) -> None:
-    pending: list[TaskEvent] = session.info.pop(_PENDING_KEY, [])
-    for task_event in pending:
-        deliver_local(task_event)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, created_at_column, id_column, utcnow
+from app.models.base import Base, EnumText, created_at_column, id_column, utcnow
 from app.models.enums import LogLevel, TaskStatus, check_in
 
 BigIntId = BigInteger().with_variant(Integer, "sqlite")
@@ -58,7 +58,7 @@ class Task(Base):
     file_size: Mapped[int] = mapped_column(BigInteger)
     file_type: Mapped[str] = mapped_column(String(127))
     checksum: Mapped[str] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.PENDING)
+    status: Mapped[TaskStatus] = mapped_column(EnumText(TaskStatus), default=TaskStatus.PENDING)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     stage: Mapped[str] = mapped_column(String(64), default="queued")
     priority: Mapped[int] = mapped_column(Integer, default=5)

@@ -61,14 +61,33 @@ class Claimed:
     max_retries: int
 
 
-def backoff_seconds(settings: Settings, retry_count: int) -> float:
-    """Exponential backoff with jitter: base·2^n, capped, scaled by a random 0.5-1.0."""
-    delay = min(settings.task_retry_backoff_seconds * 2**retry_count, MAX_BACKOFF_SECONDS)
-    return float(delay * random.uniform(0.5, 1.0))
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Whether a failed or abandoned attempt is tried again, and after how long.
 
+    The one place that decides it, for an attempt that failed (``fail``) and for
+    one whose worker stopped responding (``maintenance.reclaim_expired``).
+    """
 
-async def _publish(session: AsyncSession, row: Row[*tuple[Any, ...]]) -> None:
-    await publish_event(session, TaskEvent.from_task(row))
+    base_seconds: float
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
+
+    @classmethod
+    def of(cls, settings: Settings) -> RetryPolicy:
+        return cls(settings.task_retry_backoff_seconds)
+
+    def backoff(self, retry_count: int) -> float:
+        """Exponential backoff with jitter: base·2^n, capped, scaled by a random 0.5-1.0."""
+        delay = min(self.base_seconds * 2**retry_count, self.max_backoff_seconds)
+        return float(delay * random.uniform(0.5, 1.0))
+
+    def retry_in(
+        self, retry_count: int, max_retries: int, *, retryable: bool = True
+    ) -> float | None:
+        """Seconds until the next attempt, or None when the task has to fail for good."""
+        if not retryable or retry_count >= max_retries:
+            return None
+        return self.backoff(retry_count)
 
 
 def _table(model: Any) -> Table:
@@ -79,24 +98,24 @@ def _table(model: Any) -> Table:
 
 # The statements of the hot path (claim, progress, completion), built once with
 # bound parameters: building an ORM statement costs more than running it.
-_TASKS = _table(Task)
-_QUEUE = _table(TaskQueue)
+TASKS = _table(Task)
+QUEUE = _table(TaskQueue)
 _FILES = _table(FileStorage)
 _RESULTS = _table(TaskResult)
 _LOGS = _table(TaskLog)
-_EVENT_COLUMNS_CORE = tuple(_TASKS.c[column.key] for column in _EVENT_COLUMNS)
+_EVENT_COLUMNS_CORE = tuple(TASKS.c[column.key] for column in _EVENT_COLUMNS)
 _OWNED = (
-    (_TASKS.c.id == bindparam("b_task_id"))
-    & (_TASKS.c.attempt == bindparam("b_attempt"))
-    & (_TASKS.c.status == TaskStatus.PROCESSING)
+    (TASKS.c.id == bindparam("b_task_id"))
+    & (TASKS.c.attempt == bindparam("b_attempt"))
+    & (TASKS.c.status == TaskStatus.PROCESSING)
 )
 _CLAIM_QUEUE = (
-    update(_QUEUE)
+    update(QUEUE)
     .where(
-        _QUEUE.c.id.in_(
-            select(_QUEUE.c.id)
-            .where(_QUEUE.c.worker_id.is_(None), _QUEUE.c.available_at <= bindparam("now"))
-            .order_by(_QUEUE.c.priority.desc(), _QUEUE.c.enqueued_at, _QUEUE.c.id)
+        QUEUE.c.id.in_(
+            select(QUEUE.c.id)
+            .where(QUEUE.c.worker_id.is_(None), QUEUE.c.available_at <= bindparam("now"))
+            .order_by(QUEUE.c.priority.desc(), QUEUE.c.enqueued_at, QUEUE.c.id)
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
             .scalar_subquery()
@@ -105,71 +124,96 @@ _CLAIM_QUEUE = (
     .values(
         worker_id=bindparam("b_worker_id"),
         locked_until=bindparam("b_locked_until"),
-        attempt=_QUEUE.c.attempt + 1,
+        attempt=QUEUE.c.attempt + 1,
     )
-    .returning(_QUEUE.c.task_id)
+    .returning(QUEUE.c.task_id)
 )
 _CLAIM_TASKS = (
-    update(_TASKS)
+    update(TASKS)
     .where(
-        _TASKS.c.id.in_(bindparam("ids", expanding=True)),
-        _TASKS.c.status == TaskStatus.PENDING,
+        TASKS.c.id.in_(bindparam("ids", expanding=True)),
+        TASKS.c.status == TaskStatus.PENDING,
     )
     .values(
         status=TaskStatus.PROCESSING,
-        attempt=_TASKS.c.attempt + 1,
+        attempt=TASKS.c.attempt + 1,
         progress=0,
         stage="starting",
         started_at=bindparam("now"),
         completed_at=None,
-        event_seq=_TASKS.c.event_seq + 1,
+        event_seq=TASKS.c.event_seq + 1,
         updated_at=bindparam("now"),
     )
     .returning(
         *_EVENT_COLUMNS_CORE,
-        _TASKS.c.attempt,
-        _TASKS.c.processor,
-        _TASKS.c.retry_count,
-        _TASKS.c.max_retries,
+        TASKS.c.attempt,
+        TASKS.c.processor,
+        TASKS.c.retry_count,
+        TASKS.c.max_retries,
     )
 )
 _UPLOAD_PATHS = select(_FILES.c.task_id, _FILES.c.storage_path).where(
     _FILES.c.task_id.in_(bindparam("ids", expanding=True)),
     _FILES.c.kind == FileKind.UPLOAD,
 )
-_PROGRESS = (
-    update(_TASKS)
-    .where(_OWNED, _TASKS.c.progress <= bindparam("b_progress"))
-    .values(
-        progress=bindparam("b_progress"),
-        stage=bindparam("b_stage"),
-        event_seq=_TASKS.c.event_seq + 1,
-        updated_at=bindparam("now"),
+
+
+def _fenced(*conditions: Any, **values: Any) -> Any:
+    """A transition of one attempt's task: the UPDATE runs only while the attempt owns
+    the task (``_OWNED``), numbers the change (``event_seq + 1``, in SQL) and returns
+    the new event's columns. Parameters: ``b_task_id``, ``b_attempt``, ``now``."""
+    return (
+        update(TASKS)
+        .where(_OWNED, *conditions)
+        .values(event_seq=TASKS.c.event_seq + 1, updated_at=bindparam("now"), **values)
+        .returning(*_EVENT_COLUMNS_CORE)
     )
-    .returning(*_EVENT_COLUMNS_CORE)
+
+
+# The transitions of a claimed task (claim itself is _CLAIM_TASKS above, for many at once).
+_PROGRESS = _fenced(
+    TASKS.c.progress <= bindparam("b_progress"),
+    progress=bindparam("b_progress"),
+    stage=bindparam("b_stage"),
 )
-_STILL_OWNED = select(_TASKS.c.id).where(_OWNED)
-_COMPLETE = (
-    update(_TASKS)
-    .where(_OWNED)
-    .values(
-        status=TaskStatus.COMPLETED,
-        progress=100,
-        stage="done",
-        completed_at=bindparam("now"),
-        error_message=None,
-        result_url=bindparam("b_result_url"),
-        event_seq=_TASKS.c.event_seq + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(*_EVENT_COLUMNS_CORE)
+_COMPLETE = _fenced(
+    status=TaskStatus.COMPLETED,
+    progress=100,
+    stage="done",
+    completed_at=bindparam("now"),
+    error_message=None,
+    result_url=bindparam("b_result_url"),
+)
+_RETRY = _fenced(  # after a failure, or a lease that ran out (``maintenance``)
+    status=TaskStatus.PENDING,
+    retry_count=TASKS.c.retry_count + 1,
+    progress=0,
+    stage=bindparam("b_stage"),
+)
+_FAIL = _fenced(
+    status=TaskStatus.FAILED,
+    stage="failed",
+    completed_at=bindparam("now"),
+    error_message=bindparam("b_error"),
+)
+_HAND_BACK = _fenced(status=TaskStatus.PENDING, progress=0, stage="queued", started_at=None)
+_STILL_OWNED = select(TASKS.c.id).where(_OWNED)
+_RELEASE = (
+    update(QUEUE)
+    .where(QUEUE.c.task_id == bindparam("b_task_id"))
+    .values(worker_id=None, locked_until=None, available_at=bindparam("b_available_at"))
+)
+_EXPIRE_FILES = (
+    update(_FILES)
+    .where(_FILES.c.task_id == bindparam("b_task_id"))
+    .values(expires_at=bindparam("expires"))
 )
 _KEEP_UPLOAD_UNTIL = (
     update(_FILES)
     .where(_FILES.c.task_id == bindparam("b_task_id"), _FILES.c.kind == FileKind.UPLOAD)
     .values(expires_at=bindparam("expires"))
 )
-_DEQUEUE = delete(_QUEUE).where(_QUEUE.c.task_id == bindparam("b_task_id"))
+_DEQUEUE = delete(QUEUE).where(QUEUE.c.task_id == bindparam("b_task_id"))
 _INSERT_LOG = insert(_LOGS)
 _INSERT_FILE = insert(_FILES)
 _INSERT_RESULT = insert(_RESULTS)
@@ -187,36 +231,38 @@ def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLeve
     }
 
 
-def _log(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
-         **details: Any) -> Any:  # fmt: skip
-    """The INSERT of one ``task_logs`` row."""
-    return insert(_LOGS).values(**_log_row(task_id, attempt, message, level, **details))
-
-
-async def _fenced(
-    session: AsyncSession, task_id: str, attempt: int, **values: Any
+async def transition(
+    session: AsyncSession,
+    statement: Any,
+    task_id: str,
+    attempt: int,
+    log: dict[str, Any] | None = None,
+    **parameters: Any,
 ) -> Row[*tuple[Any, ...]] | None:
-    """Update the task only if ``attempt`` still owns it; the new event row, or None."""
-    result = await session.execute(
-        update(Task)
-        .where(
-            Task.id == task_id,
-            Task.attempt == attempt,
-            Task.status == TaskStatus.PROCESSING,
-        )
-        .values(event_seq=Task.event_seq + 1, updated_at=utcnow(), **values)
-        .returning(*_EVENT_COLUMNS)
-    )
-    return result.first()
+    """Run one fenced transition of ``attempt``'s task; None (nothing written) if the
+    attempt no longer owns it. Otherwise its log row (``_log_row``) is written and its
+    event queued for delivery on commit. Every change of a claimed task goes through
+    here: progress, completion, retry, failure, hand-back and reclaim. ``now`` may be
+    given among ``parameters`` (the transition's time); it defaults to the present."""
+    owned = {"b_task_id": task_id, "b_attempt": attempt, "now": utcnow()}
+    row = (await session.execute(statement, {**owned, **parameters})).first()
+    if row is None:
+        return None
+    if log is not None:
+        await session.execute(_INSERT_LOG, log)
+    await publish_event(session, TaskEvent.from_task(row))
+    return row
 
 
 async def claim(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, worker_id: str, limit: int
 ) -> list[Claimed]:
-    """Take up to ``limit`` tasks, highest priority first then oldest, in one statement.
+    """Take up to ``limit`` tasks, highest priority first then oldest, in one transaction:
+    one UPDATE claims the queue rows, one starts their tasks, then their upload paths
+    are read and their log rows written in one INSERT.
 
     PostgreSQL skips rows other claimers hold (FOR UPDATE SKIP LOCKED); SQLite
-    runs the same statement under its single writer.
+    runs the same statements under its single writer.
     """
     now = utcnow()
     async with sessions() as session, session.begin():
@@ -273,15 +319,14 @@ async def report_progress(
     sessions: async_sessionmaker[AsyncSession], claimed: Claimed, percent: int, stage: str
 ) -> bool:
     """Write progress (never lower than what is stored). False if the attempt was fenced out."""
-    owned = {"b_task_id": claimed.task_id, "b_attempt": claimed.attempt}
     async with sessions() as session, session.begin():
-        result = await session.execute(
-            _PROGRESS, {**owned, "b_progress": percent, "b_stage": stage[:64], "now": utcnow()}
-        )
-        row = result.first()
+        row = await transition(
+            session, _PROGRESS, claimed.task_id, claimed.attempt,
+            b_progress=percent, b_stage=stage[:64],
+        )  # fmt: skip
         if row is not None:
-            await _publish(session, row)
             return True
+        owned = {"b_task_id": claimed.task_id, "b_attempt": claimed.attempt}
         return (await session.execute(_STILL_OWNED, owned)).first() is not None
 
 
@@ -307,21 +352,15 @@ async def complete(
     """
     now = utcnow()
     expires = now + timedelta(days=settings.result_ttl_days)
-    result_dir = storage.task_dir(settings.upload_dir, claimed.task_id) / "results"
+    result_dir = storage.results_dir(settings.upload_dir, claimed.task_id)
     first = output.files[0].name if output.files else None
     task_id = claimed.task_id
     async with sessions() as session, session.begin():
-        row = (
-            await session.execute(
-                _COMPLETE,
-                {
-                    "b_task_id": task_id,
-                    "b_attempt": claimed.attempt,
-                    "now": now,
-                    "b_result_url": f"/api/v1/tasks/{task_id}/files/{first}" if first else None,
-                },
-            )
-        ).first()
+        row = await transition(
+            session, _COMPLETE, task_id, claimed.attempt,
+            _log_row(task_id, claimed.attempt, "Completed"),
+            b_result_url=storage.file_url(task_id, first) if first else None, now=now,
+        )  # fmt: skip
         if row is None:
             return False
         try:
@@ -362,8 +401,6 @@ async def complete(
             )
             await session.execute(_KEEP_UPLOAD_UNTIL, {"b_task_id": task_id, "expires": expires})
             await session.execute(_DEQUEUE, {"b_task_id": task_id})
-            await session.execute(_INSERT_LOG, _log_row(task_id, claimed.attempt, "Completed"))
-            await _publish(session, row)
         except BaseException:
             await storage.remove(result_dir)
             raise
@@ -379,100 +416,70 @@ async def fail(
     retryable: bool,
 ) -> str | None:
     """Retry later (with backoff) or fail for good. The new status, or None if fenced out."""
-    now = utcnow()
+    delay = RetryPolicy.of(settings).retry_in(
+        claimed.retry_count, claimed.max_retries, retryable=retryable
+    )
     async with sessions() as session, session.begin():
-        if retryable and claimed.retry_count < claimed.max_retries:
-            delay = backoff_seconds(settings, claimed.retry_count)
-            row = await _fenced(
-                session,
-                claimed.task_id,
-                claimed.attempt,
-                status=TaskStatus.PENDING,
-                retry_count=Task.retry_count + 1,
-                progress=0,
-                stage="retrying",
-            )
-            if row is None:
-                return None
-            await _release(session, claimed.task_id, available_at=now + timedelta(seconds=delay))
-            await session.execute(
-                _log(
-                    claimed.task_id,
-                    claimed.attempt,
-                    f"Attempt {claimed.attempt} failed: {message} Retrying in {delay:.1f} s "
-                    f"(retry {claimed.retry_count + 1} of {claimed.max_retries}).",
-                    LogLevel.WARNING,
-                )
-            )
-            await _publish(session, row)
-            return TaskStatus.PENDING
+        if delay is not None:
+            retried = await retry_later(
+                session, claimed.task_id, claimed.attempt, delay, stage="retrying",
+                message=f"Attempt {claimed.attempt} failed: {message} Retrying in {delay:.1f} s "
+                f"(retry {claimed.retry_count + 1} of {claimed.max_retries}).",
+            )  # fmt: skip
+            return TaskStatus.PENDING if retried else None
         final = (
             message
             if not retryable
             else f"{message} (gave up after {_attempts(claimed.retry_count + 1)})"
         )
-        row = await _fenced(
-            session,
-            claimed.task_id,
-            claimed.attempt,
-            status=TaskStatus.FAILED,
-            stage="failed",
-            completed_at=now,
-            error_message=final,
-        )
-        if row is None:
-            return None
-        await _finish_failed(session, settings, claimed.task_id, claimed.attempt, final, row)
-        return TaskStatus.FAILED
+        failed = await fail_for_good(session, settings, claimed.task_id, claimed.attempt, final)
+        return TaskStatus.FAILED if failed else None
 
 
 def _attempts(count: int) -> str:
     return "1 attempt" if count == 1 else f"{count} attempts"
 
 
-async def _finish_failed(
-    session: AsyncSession,
-    settings: Settings,
-    task_id: str,
-    attempt: int,
-    message: str,
-    row: Row[*tuple[Any, ...]],
-) -> None:
-    await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
-    await session.execute(
-        update(FileStorage)
-        .where(FileStorage.task_id == task_id)
-        .values(expires_at=utcnow() + timedelta(days=settings.result_ttl_days))
-    )
-    await session.execute(_log(task_id, attempt, f"Failed: {message}", LogLevel.ERROR))
-    await _publish(session, row)
+async def retry_later(
+    session: AsyncSession, task_id: str, attempt: int, delay: float, *, stage: str, message: str
+) -> bool:
+    """Back to ``pending`` with one retry more, claimable after ``delay`` seconds."""
+    row = await transition(
+        session, _RETRY, task_id, attempt,
+        _log_row(task_id, attempt, message, LogLevel.WARNING), b_stage=stage,
+    )  # fmt: skip
+    if row is None:
+        return False
+    available_at = utcnow() + timedelta(seconds=delay)
+    await session.execute(_RELEASE, {"b_task_id": task_id, "b_available_at": available_at})
+    return True
 
 
-async def _release(session: AsyncSession, task_id: str, *, available_at: Any) -> None:
-    await session.execute(
-        update(TaskQueue)
-        .where(TaskQueue.task_id == task_id)
-        .values(worker_id=None, locked_until=None, available_at=available_at)
-    )
+async def fail_for_good(
+    session: AsyncSession, settings: Settings, task_id: str, attempt: int, message: str
+) -> bool:
+    """``failed``: out of the queue, its files kept for ``RESULT_TTL_DAYS``."""
+    row = await transition(
+        session, _FAIL, task_id, attempt,
+        _log_row(task_id, attempt, f"Failed: {message}", LogLevel.ERROR), b_error=message,
+    )  # fmt: skip
+    if row is None:
+        return False
+    await session.execute(_DEQUEUE, {"b_task_id": task_id})
+    expires = utcnow() + timedelta(days=settings.result_ttl_days)
+    await session.execute(_EXPIRE_FILES, {"b_task_id": task_id, "expires": expires})
+    return True
 
 
 async def hand_back(sessions: async_sessionmaker[AsyncSession], claimed: Claimed) -> bool:
     """Return an unfinished attempt to the queue at once, without counting a retry."""
+    message = "Handed back to the queue: the worker stopped"
     async with sessions() as session, session.begin():
-        row = await _fenced(
-            session,
-            claimed.task_id,
-            claimed.attempt,
-            status=TaskStatus.PENDING,
-            progress=0,
-            stage="queued",
-            started_at=None,
-        )
+        row = await transition(
+            session, _HAND_BACK, claimed.task_id, claimed.attempt,
+            _log_row(claimed.task_id, claimed.attempt, message),
+        )  # fmt: skip
         if row is None:
             return False
-        await _release(session, claimed.task_id, available_at=utcnow())
-        await session.execute(
-            _log(claimed.task_id, claimed.attempt, "Handed back to the queue: the worker stopped")
-        )
-        await _publish(session, row)
+        await session.execute(_RELEASE, {"b_task_id": claimed.task_id, "b_available_at": utcnow()})
         return True

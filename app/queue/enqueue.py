@@ -1,40 +1,25 @@
 """Putting tasks into the queue and taking them out, inside the caller's transaction.
 
-Workers are woken when the transaction commits: in this process through
-``wakeup`` (an asyncio event per pool), and on PostgreSQL through
-``NOTIFY ntm_queue`` sent in the same transaction, so worker processes
-elsewhere wake at once.
+Workers are woken when the transaction commits: in this process by a
+``TaskPending`` event on the event bus (``app.events.bus``), and on
+PostgreSQL through ``NOTIFY ntm_queue`` sent in the same transaction, so
+worker processes elsewhere wake at once (their listener publishes the same
+event on their bus).
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
+from functools import partial
 
-from sqlalchemy import delete, event, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from app.database import bus_of, on_commit
+from app.events.bus import TASK_PENDING
+from app.events.publish import QUEUE_CHANNEL
 from app.models import Task, TaskQueue
 from app.models.base import utcnow
-
-QUEUE_CHANNEL = "ntm_queue"
-_WAKE_KEY = "ntm_wake_queue"
-_waiters: set[asyncio.Event] = set()
-
-
-def register_waiter(wake: asyncio.Event) -> None:
-    """A pool's wake-up event, set whenever a transaction that enqueued commits."""
-    _waiters.add(wake)
-
-
-def unregister_waiter(wake: asyncio.Event) -> None:
-    _waiters.discard(wake)
-
-
-def wake_local_workers() -> None:
-    for wake in list(_waiters):
-        wake.set()
 
 
 async def enqueue(
@@ -54,7 +39,7 @@ async def enqueue(
 
 
 async def _notify_on_commit(session: AsyncSession) -> None:
-    session.sync_session.info[_WAKE_KEY] = True
+    on_commit(session, partial(bus_of(session).publish, TASK_PENDING))
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": QUEUE_CHANNEL})
 
@@ -68,14 +53,3 @@ async def set_priority(session: AsyncSession, task_id: str, priority: int) -> No
     await session.execute(
         update(TaskQueue).where(TaskQueue.task_id == task_id).values(priority=priority)
     )
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session: Session) -> None:
-    if session.info.pop(_WAKE_KEY, False):
-        wake_local_workers()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_WAKE_KEY, None)

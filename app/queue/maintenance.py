@@ -9,12 +9,10 @@ whose lease ran out (their worker died), deletes files past their
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 from sqlalchemy import delete, exists, func, select, text, tuple_, update
@@ -22,18 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.log import get_logger
-from app.models import FileStorage, LogLevel, Task, TaskQueue, TaskStatus, Worker
+from app.models import FileStorage, Task, TaskQueue, TaskStatus, Worker
 from app.models.base import utcnow
-from app.queue.attempts import (
-    _EVENT_COLUMNS,
-    _QUEUE,
-    _TASKS,
-    _finish_failed,
-    _log,
-    _publish,
-    _release,
-    backoff_seconds,
-)
+from app.queue.attempts import QUEUE, TASKS, RetryPolicy, fail_for_good, retry_later
 from app.services import storage
 
 log = get_logger(__name__)
@@ -102,20 +91,20 @@ async def heartbeat(
         if not running:
             return set()
         renewed = await session.execute(
-            update(_QUEUE)
+            update(QUEUE)
             .where(
-                _QUEUE.c.worker_id == worker_id,
-                _QUEUE.c.task_id.in_({task_id for task_id, _ in running}),
+                QUEUE.c.worker_id == worker_id,
+                QUEUE.c.task_id.in_({task_id for task_id, _ in running}),
                 exists(
-                    select(_TASKS.c.id).where(
-                        _TASKS.c.id == _QUEUE.c.task_id,
-                        _TASKS.c.status == TaskStatus.PROCESSING,
-                        tuple_(_TASKS.c.id, _TASKS.c.attempt).in_(running),
+                    select(TASKS.c.id).where(
+                        TASKS.c.id == QUEUE.c.task_id,
+                        TASKS.c.status == TaskStatus.PROCESSING,
+                        tuple_(TASKS.c.id, TASKS.c.attempt).in_(running),
                     )
                 ),
             )
             .values(locked_until=now + timedelta(seconds=settings.task_lease_seconds))
-            .returning(_QUEUE.c.task_id)
+            .returning(QUEUE.c.task_id)
         )
         owned = set(renewed.scalars())
     latest: dict[str, int] = {}
@@ -158,61 +147,39 @@ async def reclaim_expired(
         .all()
     )
     reclaimed = failed = 0
+    policy = RetryPolicy.of(settings)
     for task_id in expired:
         task = (
-            await session.execute(select(Task).where(Task.id == task_id).with_for_update())
-        ).scalar_one_or_none()
+            await session.execute(
+                select(TASKS.c.status, TASKS.c.attempt, TASKS.c.retry_count, TASKS.c.max_retries)
+                .where(TASKS.c.id == task_id)
+                .with_for_update()
+            )
+        ).first()
         if task is None or task.status != TaskStatus.PROCESSING:
-            await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
+            await session.execute(delete(QUEUE).where(QUEUE.c.task_id == task_id))
             continue
-        # read before the UPDATE below, which refreshes ``task`` in the session
         retry_count, max_retries, attempt = task.retry_count, task.max_retries, task.attempt
         if abandoned is not None:
-            abandoned.append(
-                storage.task_dir(settings.upload_dir, task_id) / f"attempt-{attempt}.tmp"
-            )
+            abandoned.append(storage.attempt_dir(settings.upload_dir, task_id, attempt))
         # Leaving "processing" fences out the worker that stopped responding: its
         # writes require that status, and the next claim starts a new attempt.
-        values: dict[str, Any] = {
-            "event_seq": Task.event_seq + 1,
-            "updated_at": now,
-            "progress": 0,
-        }
-        if retry_count < max_retries:
-            delay = backoff_seconds(settings, retry_count)
-            values |= {"status": TaskStatus.PENDING, "stage": "queued",
-                       "retry_count": Task.retry_count + 1}  # fmt: skip
-            row = await _update_returning(session, task_id, values)
-            await _release(session, task_id, available_at=now + timedelta(seconds=delay))
-            await session.execute(
-                _log(
-                    task_id,
-                    attempt,
-                    "The worker running this task stopped responding (its lease expired); "
-                    f"retry {retry_count + 1} of {max_retries} in {delay:.1f} s.",
-                    LogLevel.WARNING,
-                )
-            )
-            await _publish(session, row)
+        delay = policy.retry_in(retry_count, max_retries)
+        if delay is not None:
+            await retry_later(
+                session, task_id, attempt, delay, stage="queued",
+                message="The worker running this task stopped responding (its lease expired); "
+                f"retry {retry_count + 1} of {max_retries} in {delay:.1f} s.",
+            )  # fmt: skip
             reclaimed += 1
         else:
             message = (
                 f"The worker running this task stopped responding {retry_count + 1} times "
                 "(its lease expired); giving up."
             )
-            values |= {"status": TaskStatus.FAILED, "stage": "failed", "completed_at": now,
-                       "error_message": message, "progress": task.progress}  # fmt: skip
-            row = await _update_returning(session, task_id, values)
-            await _finish_failed(session, settings, task_id, attempt, message, row)
+            await fail_for_good(session, settings, task_id, attempt, message)
             failed += 1
     return reclaimed, failed
-
-
-async def _update_returning(session: AsyncSession, task_id: str, values: dict[str, Any]) -> Any:
-    result = await session.execute(
-        update(Task).where(Task.id == task_id).values(**values).returning(*_EVENT_COLUMNS)
-    )
-    return result.one()
 
 
 async def delete_expired_files(session: AsyncSession, settings: Settings) -> int:
@@ -258,26 +225,20 @@ async def run_maintenance(
     return UpkeepReport(reclaimed, failed, files, workers)
 
 
-async def pending_count(session: AsyncSession) -> int:
-    query = select(func.count()).select_from(TaskQueue).where(TaskQueue.worker_id.is_(None))
-    return int((await session.execute(query)).scalar_one())
-
-
-ATTEMPT_DIR = re.compile(r"attempt-([0-9]+)\.tmp")
 SWEEP_CHUNK = 500
 
 
 def _attempt_dirs(upload_dir: Path) -> list[tuple[str, int, Path]]:
     """Every ``tasks/<id>/attempt-N.tmp`` directory under ``upload_dir``."""
     found = []
-    root = storage.task_dir(upload_dir, "-").parent
+    root = storage.tasks_root(upload_dir)
     if not root.is_dir():
         return []
     for task_path in root.iterdir():
         if not task_path.is_dir():
             continue
         for entry in task_path.iterdir():
-            match = ATTEMPT_DIR.fullmatch(entry.name)
+            match = storage.ATTEMPT_DIR_NAME.fullmatch(entry.name)
             if match:
                 found.append((task_path.name, int(match[1]), entry))
     return found

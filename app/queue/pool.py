@@ -31,7 +31,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.events.publish import TaskEvent, add_sink, remove_sink
+from app.events.bus import EventBus, TaskPending
+from app.events.publish import TaskEvent
 from app.log import get_logger
 from app.metrics import TASK_DURATION
 from app.models import TaskStatus
@@ -40,7 +41,6 @@ from app.processors import registry
 from app.processors.base import AttemptCancelled, ProcessorError
 from app.queue import attempts, maintenance
 from app.queue.attempts import Claimed
-from app.queue.enqueue import register_waiter, unregister_waiter
 from app.queue.runner import ProcessorRunner, start_forkserver
 from app.services import storage
 
@@ -88,11 +88,13 @@ class WorkerPool:
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
         *,
         concurrency: int | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.bus = bus
         self.concurrency = concurrency or settings.worker_concurrency
         self.worker_id = new_id()
         self.running: dict[str, _Attempt] = {}  # by attempt key, "task_id:attempt"
@@ -112,8 +114,8 @@ class WorkerPool:
     async def start(self) -> None:
         await maintenance.register_worker(self.sessions, self.worker_id, self.concurrency)
         start_forkserver()  # in the background: the first CPU-bound attempt need not wait
-        register_waiter(self._wake)
-        add_sink(self._on_event)
+        self.bus.subscribe(TaskPending, self._on_pending)
+        self.bus.subscribe(TaskEvent, self._on_event)
         self._leftovers = True  # directories of attempts that died with an earlier process
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim"),
@@ -162,8 +164,8 @@ class WorkerPool:
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
-        remove_sink(self._on_event)
-        unregister_waiter(self._wake)
+        self.bus.unsubscribe(TaskEvent, self._on_event)
+        self.bus.unsubscribe(TaskPending, self._on_pending)
         if self._background:  # directory clean-ups of the last attempts, the start-up sweep
             await asyncio.wait(list(self._background), timeout=FINISH_WAIT_SECONDS)
         try:
@@ -259,10 +261,7 @@ class WorkerPool:
             stale = self._by_task.get(item.task_id)
             if stale is not None:  # this worker lost it (lease) and claimed it again
                 self._fence_out(stale, "claimed again")
-            directory = (
-                storage.task_dir(self.settings.upload_dir, item.task_id)
-                / f"attempt-{item.attempt}.tmp"
-            )
+            directory = storage.attempt_dir(self.settings.upload_dir, item.task_id, item.attempt)
             attempt = _Attempt(item, directory)
             self.running[attempt.key] = attempt
             self._by_task[item.task_id] = attempt
@@ -326,7 +325,10 @@ class WorkerPool:
                 self._leftovers = not await self._sweep()
             await asyncio.sleep(interval)
 
-    # events from anywhere: a cancelled task stops at once
+    # events from anywhere: new work wakes the claim loop, a cancelled task stops at once
+    def _on_pending(self, _event: TaskPending) -> None:
+        self._wake.set()
+
     def _on_event(self, event: TaskEvent) -> None:
         attempt = self._by_task.get(event.task_id)
         if attempt is not None and event.status == TaskStatus.CANCELLED:

@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Task, User
 from app.services.tasks import TaskFilters, task_query
@@ -46,23 +46,24 @@ def spreadsheet_safe(value: Any) -> Any:
 
 
 async def _tasks(
-    sessions: async_sessionmaker[AsyncSession], user: User, filters: TaskFilters
+    session: AsyncSession, user: User, filters: TaskFilters
 ) -> AsyncIterator[list[Task]]:
-    """The matching tasks in chunks; the session lives only as long as the stream."""
-    async with sessions() as session:
-        query = task_query(user, filters).execution_options(yield_per=BATCH_ROWS)
-        result = await session.stream_scalars(query)
-        async for chunk in result.partitions(BATCH_ROWS):
-            yield list(chunk)
+    """The matching tasks in chunks, read as the response streams (the request's session
+    lives until the response is sent)."""
+    result = await session.stream_scalars(
+        task_query(user, filters).execution_options(yield_per=BATCH_ROWS)
+    )
+    async for chunk in result.partitions(BATCH_ROWS):
+        yield list(chunk)
 
 
 async def export_csv(
-    sessions: async_sessionmaker[AsyncSession], user: User, filters: TaskFilters
+    session: AsyncSession, user: User, filters: TaskFilters
 ) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
-    async for chunk in _tasks(sessions, user, filters):
+    async for chunk in _tasks(session, user, filters):
         for task in chunk:
             writer.writerow({k: spreadsheet_safe(v) for k, v in _row(task).items()})
         yield buffer.getvalue().encode()
@@ -73,12 +74,12 @@ async def export_csv(
 
 
 async def export_json(
-    sessions: async_sessionmaker[AsyncSession], user: User, filters: TaskFilters
+    session: AsyncSession, user: User, filters: TaskFilters
 ) -> AsyncIterator[bytes]:
     """A JSON array, written element by element."""
     first = True
     yield b"["
-    async for chunk in _tasks(sessions, user, filters):
+    async for chunk in _tasks(session, user, filters):
         parts = []
         for task in chunk:
             parts.append(("" if first else ",") + json.dumps(_row(task), ensure_ascii=False))

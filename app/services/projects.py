@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.database import on_commit
 from app.errors import Conflict
 from app.models import Project, Task, User
 from app.services import storage
@@ -91,32 +93,30 @@ async def update_project(
 
 
 async def delete_project(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     settings: Settings,
     user: User,
     project_id: str,
     *,
     cascade: bool,
 ) -> None:
-    """Delete a project; one that has tasks needs ``cascade`` (its tasks and files go too)."""
+    """Delete a project; one that has tasks needs ``cascade`` (its tasks go too, and their
+    files once that has committed)."""
     from app.services.tasks import cancel
 
-    async with sessions() as session:
-        project = await get_owned(session, Project, project_id, user)
-        task_rows = (
-            await session.execute(select(Task).where(Task.project_id == project.id))
-        ).scalars()
-        tasks = list(task_rows)
-        if tasks and not cascade:
-            raise Conflict(
-                f"Project {project_id} has {len(tasks)} tasks; delete with ?cascade=true "
-                "to delete them too",
-                code="project_not_empty",
-            )
-        for task in tasks:
-            if task.status in ("pending", "processing"):
-                await cancel(session, task, reason="Cancelled: its project is being deleted")
-        await session.delete(project)
-        await session.commit()
+    project = await get_owned(session, Project, project_id, user)
+    task_rows = (await session.execute(select(Task).where(Task.project_id == project.id))).scalars()
+    tasks = list(task_rows)
+    if tasks and not cascade:
+        raise Conflict(
+            f"Project {project_id} has {len(tasks)} tasks; delete with ?cascade=true "
+            "to delete them too",
+            code="project_not_empty",
+        )
     for task in tasks:
-        await storage.remove_task_files(settings.upload_dir, task.id)
+        if task.status in ("pending", "processing"):
+            await cancel(session, task, reason="Cancelled: its project is being deleted")
+    await session.delete(project)
+    await session.flush()
+    for task in tasks:
+        on_commit(session, partial(storage.remove_task_files, settings.upload_dir, task.id))

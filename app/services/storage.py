@@ -7,13 +7,16 @@ Layout (relative to ``UPLOAD_DIR``)::
     tasks/<task_id>/attempt-<n>.tmp/      result files of a running attempt
     tasks/<task_id>/results/<name>        result files of the completed attempt
 
-No path is ever built from a client-supplied name.
+Every one of these paths, and the URL a stored file is downloaded from, is
+spelled here and nowhere else. No path is ever built from a client-supplied
+name.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import time
 import uuid
@@ -26,6 +29,30 @@ TMP_DIR = ".tmp"
 
 def task_dir(upload_dir: Path, task_id: str) -> Path:
     return upload_dir / "tasks" / task_id
+
+
+def tasks_root(upload_dir: Path) -> Path:
+    """The directory holding every task's directory."""
+    return upload_dir / "tasks"
+
+
+ATTEMPT_DIR_NAME = re.compile(r"attempt-([0-9]+)\.tmp")
+"""The name of an attempt's directory inside its task's; the group is the attempt number."""
+
+
+def attempt_dir(upload_dir: Path, task_id: str, attempt: int) -> Path:
+    """Where attempt ``attempt`` of a task writes its result files while it runs."""
+    return task_dir(upload_dir, task_id) / f"attempt-{attempt}.tmp"
+
+
+def results_dir(upload_dir: Path, task_id: str) -> Path:
+    """Where the result files of a task's completed attempt are kept."""
+    return task_dir(upload_dir, task_id) / "results"
+
+
+def file_url(task_id: str, name: str) -> str:
+    """The API path a task's listed file (a result or the upload) is downloaded from."""
+    return f"/api/v1/tasks/{task_id}/files/{name}"
 
 
 def relative(upload_dir: Path, path: Path) -> str:

@@ -13,17 +13,18 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import anyio
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.database import on_commit, on_rollback
 from app.errors import InvalidTransition, NotFound, Unprocessable
-from app.events.publish import publish_task_event
+from app.events.publish import TaskEvent, publish_event
 from app.models import (
     Batch,
     FileKind,
@@ -144,7 +145,7 @@ async def _existing_by_key(session: AsyncSession, user: User, key: str) -> Task 
 
 
 async def create_tasks(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     settings: Settings,
     user: User,
     form: ReceivedForm,
@@ -156,47 +157,42 @@ async def create_tasks(
     """Create one task per received (already validated) file, all or nothing.
 
     Everything is checked before anything is kept (the project, an earlier
-    upload with the same key); files are then moved into place (``form.keep``),
-    the tasks, their file rows, queue rows and first log entries written in one
-    transaction, and the placed files removed again if it fails. Temp files
-    not kept are the form's to remove (``async with form``). Returns (tasks,
-    batch id, created) where ``created`` is False when ``idempotency_key``
-    matched an earlier upload.
+    upload with the same key); files are then moved into place (``form.keep``)
+    and the tasks, their file rows, queue rows and first log entries added to
+    ``session``; the placed files are removed again if its transaction does
+    not commit. Temp files not kept are the form's to remove (``async with
+    form``). Returns (tasks, batch id, created) where ``created`` is False when
+    ``idempotency_key`` matched an earlier upload (found here, or by the
+    insert's conflict with an upload committed meanwhile: the transaction is
+    then rolled back and the earlier upload read in a new one).
     """
     fingerprint = request_fingerprint(form, options)
-    async with sessions() as session:
-        if options.project_id is not None:
-            await get_owned(session, Project, options.project_id, user)
+    if options.project_id is not None:
+        await get_owned(session, Project, options.project_id, user)
+    if idempotency_key:
+        existing = await _existing_by_key(session, user, idempotency_key)
+        if existing is not None:
+            return _replayed(existing, fingerprint)
+
+    placed: list[tuple[str, Path]] = []
+    for received in form.files:
+        task_id = new_id()
+        target = storage.new_upload_path(settings.upload_dir, task_id, received.extension)
+        await form.keep(received, target)
+        on_rollback(session, partial(storage.remove, target.parent))
+        placed.append((task_id, target))
+    try:
+        tasks, batch_id = await _insert_tasks(
+            session, settings, user, form, options, placed, idempotency_key, batch
+        )
+    except IntegrityError:
+        await session.rollback()
         if idempotency_key:
             existing = await _existing_by_key(session, user, idempotency_key)
             if existing is not None:
                 return _replayed(existing, fingerprint)
-
-    placed: list[tuple[str, Path]] = []
-    try:
-        for received in form.files:
-            task_id = new_id()
-            target = storage.new_upload_path(settings.upload_dir, task_id, received.extension)
-            await form.keep(received, target)
-            placed.append((task_id, target))
-        async with sessions() as session:
-            tasks, batch_id = await _insert_tasks(
-                session, settings, user, form, options, placed, idempotency_key, batch
-            )
-            await session.commit()
-            return tasks, batch_id, True
-    except IntegrityError:
-        await storage.remove(*(path.parent for _, path in placed))
-        if idempotency_key:
-            async with sessions() as session:
-                existing = await _existing_by_key(session, user, idempotency_key)
-            if existing is not None:
-                return _replayed(existing, fingerprint)
         raise
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await storage.remove(*(path.parent for _, path in placed))
-        raise
+    return tasks, batch_id, True
 
 
 async def _insert_tasks(
@@ -234,7 +230,7 @@ async def _insert_tasks(
             retry_count=0,
             max_retries=settings.task_max_retries,
             attempt=0,
-            event_seq=0,
+            event_seq=1,  # the "Uploaded and queued" event below
             idempotency_key=idempotency_key if not batch else None,
             idempotency_fingerprint=(
                 request_fingerprint(form, options) if idempotency_key and not batch else None
@@ -264,7 +260,7 @@ async def _insert_tasks(
         )
         await session.flush()
         await enqueue(session, task)
-        await publish_task_event(session, task)
+        await publish_event(session, TaskEvent.from_task(task))
         tasks.append(task)
     await session.flush()
     return tasks, batch_id
@@ -333,6 +329,7 @@ async def cancel(session: AsyncSession, task: Task, *, reason: str = "Cancelled 
             stage="cancelled",
             completed_at=now,
             updated_at=now,
+            event_seq=Task.event_seq + 1,
         )
         .execution_options(synchronize_session=False)
     )
@@ -344,7 +341,7 @@ async def cancel(session: AsyncSession, task: Task, *, reason: str = "Cancelled 
     await dequeue(session, task.id)
     await session.refresh(task)
     await _log(session, task, reason)
-    await publish_task_event(session, task)
+    await publish_event(session, TaskEvent.from_task(task))
 
 
 async def retry(session: AsyncSession, task: Task) -> None:
@@ -362,6 +359,7 @@ async def retry(session: AsyncSession, task: Task) -> None:
             started_at=None,
             completed_at=None,
             updated_at=utcnow(),
+            event_seq=Task.event_seq + 1,
         )
         .execution_options(synchronize_session=False)
     )
@@ -373,7 +371,7 @@ async def retry(session: AsyncSession, task: Task) -> None:
     await session.refresh(task)
     await enqueue(session, task)
     await _log(session, task, "Retry requested by user")
-    await publish_task_event(session, task)
+    await publish_event(session, TaskEvent.from_task(task))
 
 
 async def change_priority(session: AsyncSession, task: Task, priority: int) -> None:
@@ -424,17 +422,14 @@ async def update_task(
     return task
 
 
-async def delete_task(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, user: User, task_id: str
-) -> None:
-    """Cancel a running attempt, delete the task with its rows, then its files on disk."""
-    async with sessions() as session:
-        task = await get_owned(session, Task, task_id, user)
-        if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
-            await cancel(session, task, reason="Cancelled: the task is being deleted")
-        await session.execute(delete(Task).where(Task.id == task.id))
-        await session.commit()
-    await storage.remove_task_files(settings.upload_dir, task_id)
+async def delete_task(session: AsyncSession, settings: Settings, user: User, task_id: str) -> None:
+    """Cancel a running attempt, delete the task with its rows; its files on disk go once
+    that has committed."""
+    task = await get_owned(session, Task, task_id, user)
+    if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
+        await cancel(session, task, reason="Cancelled: the task is being deleted")
+    await session.execute(delete(Task).where(Task.id == task.id))
+    on_commit(session, partial(storage.remove_task_files, settings.upload_dir, task_id))
 
 
 async def list_logs(
@@ -455,10 +450,6 @@ async def list_logs(
     total = int((await session.execute(count)).scalar_one())
     rows = await session.execute(query.order_by(TaskLog.id).offset(offset).limit(limit))
     return list(rows.scalars()), total
-
-
-def file_url(task_id: str, name: str) -> str:
-    return f"/api/v1/tasks/{task_id}/files/{name}"
 
 
 async def list_files(session: AsyncSession, user: User, task_id: str) -> list[FileStorage]:
@@ -531,7 +522,7 @@ async def get_download(
 
 
 async def upload(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     settings: Settings,
     user: User,
     chunks: AsyncIterator[bytes],
@@ -554,5 +545,5 @@ async def upload(
         await validate(form, settings)
         options = parse_upload_options(form.fields)
         return await create_tasks(
-            sessions, settings, user, form, options, idempotency_key=idempotency_key, batch=batch
+            session, settings, user, form, options, idempotency_key=idempotency_key, batch=batch
         )

@@ -73,7 +73,7 @@ async def database_down(app: FastAPI) -> AsyncIterator[None]:
     """The app's database unreachable (a closed port) for the duration of the test."""
     working = app.state.session_factory
     engine = create_async_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{_closed_port()}/x")
-    app.state.session_factory = create_session_factory(engine)
+    app.state.session_factory = create_session_factory(engine, app.state.bus)
     try:
         yield
     finally:

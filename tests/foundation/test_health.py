@@ -47,10 +47,11 @@ async def test_health_is_unhealthy_with_503_when_storage_is_not_writable(
     # the lifespan creates the upload dir; skip it and probe health directly
     app.state.settings = settings
     from app.database import create_engine_for, create_session_factory
+    from app.events.bus import EventBus
 
     engine = create_engine_for(settings)
     try:
-        app.state.session_factory = create_session_factory(engine)
+        app.state.session_factory = create_session_factory(engine, EventBus())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             response = await c.get("/health")
@@ -69,10 +70,11 @@ async def test_health_is_unhealthy_when_database_is_unreachable(
     settings: Settings = make_settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     app: FastAPI = create_app(settings)
     from app.database import create_engine_for, create_session_factory
+    from app.events.bus import EventBus
 
     engine = create_engine_for(settings)
     try:
-        app.state.session_factory = create_session_factory(engine)
+        app.state.session_factory = create_session_factory(engine, EventBus())
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             response = await c.get("/health")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.database import factory_bus
 from app.models import Task, TaskLog, User
 from app.processors import registry
 from app.queue.pool import WorkerPool
@@ -58,9 +59,11 @@ def make_task(
         options = task_service.UploadOptions(
             project_id=None, priority=priority, processor=processor
         )
-        tasks, _, _ = await task_service.create_tasks(
-            sessions, settings, owner, ReceivedForm([received], {}), options
-        )
+        async with sessions() as session:
+            tasks, _, _ = await task_service.create_tasks(
+                session, settings, owner, ReceivedForm([received], {}), options
+            )
+            await session.commit()
         return tasks[0]
 
     return create
@@ -70,7 +73,7 @@ def make_task(
 async def pool(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[WorkerPool]:
-    pool = WorkerPool(settings, sessions, concurrency=2)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=2)
     yield pool
     pool._runner.close()
 

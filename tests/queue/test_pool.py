@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.events.publish import MAX_ERROR_LENGTH, TaskEvent, add_sink, remove_sink
+from app.database import factory_bus
+from app.events.publish import MAX_ERROR_LENGTH, TaskEvent
 from app.models import FileStorage, TaskQueue, TaskResult, Worker
 from app.queue import attempts, runner
 from app.queue.pool import WorkerPool
@@ -20,12 +21,12 @@ from tests.queue.conftest import MakeTask, log_messages, reload
 async def run_collecting_events(pool: WorkerPool) -> list[TaskEvent]:
     """Run the pool until idle; the events published meanwhile, in order."""
     events: list[TaskEvent] = []
-    add_sink(events.append)
+    pool.bus.subscribe(TaskEvent, events.append)
     try:
         async with asyncio.timeout(60):
             await pool.run_until_idle()
     finally:
-        remove_sink(events.append)
+        pool.bus.unsubscribe(TaskEvent, events.append)
     return events
 
 
@@ -150,7 +151,7 @@ async def test_retryable_failures_back_off_then_fail(
 async def test_backoff_grows_exponentially_with_jitter(settings: Settings) -> None:
     settings.task_retry_backoff_seconds = 2
     for retry, ceiling in [(0, 2), (1, 4), (2, 8), (10, 300)]:
-        delays = [attempts.backoff_seconds(settings, retry) for _ in range(50)]
+        delays = [attempts.RetryPolicy.of(settings).backoff(retry) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
 
@@ -202,7 +203,7 @@ async def test_timeouts_are_retried_then_fail(
     monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "5")
     settings.task_timeout_seconds = 0.3
     settings.task_max_retries = 1
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     task = await make_task("slow")
     async with asyncio.timeout(30):
         await pool.run_until_idle()
@@ -216,7 +217,7 @@ async def test_cancelling_a_running_task_stops_its_attempt(
     monkeypatch: Any,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "20")
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     await pool.start()
     try:
         task = await make_task("slow")
@@ -244,7 +245,7 @@ async def test_stopping_hands_running_tasks_back_without_a_retry(
     monkeypatch: Any,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "20")
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     await pool.start()
     task = await make_task("slow")
     async with asyncio.timeout(10):
@@ -265,7 +266,7 @@ async def test_stopping_hands_running_tasks_back_without_a_retry(
 async def test_workers_register_and_heartbeat(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    pool = WorkerPool(settings, sessions, concurrency=3)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=3)
     await pool.start()
     try:
         async with sessions() as session:

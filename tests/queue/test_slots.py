@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.database import factory_bus
 from app.models import Task, TaskLog, TaskResult
 from app.queue import attempts, maintenance
 from app.queue.pool import WorkerPool
@@ -27,7 +28,7 @@ async def test_a_heartbeat_between_completion_and_clean_up_stops_nothing(
     attempt owns its task, yet the attempt is not stopped, and its slot goes
     back to the pool.
     """
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     seen_lost: list[set[tuple[str, int]]] = []
     real_complete = attempts.complete
     real_remove = storage.remove
@@ -81,7 +82,7 @@ async def test_a_slot_comes_back_even_when_clean_up_is_cancelled(
 ) -> None:  # fmt: skip
     """Whatever interrupts an attempt's own clean-up, its slot is released and its
     directory removed: the release is a done-callback of the attempt's task."""
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     real_remove = storage.remove
     interrupted: list[str] = []
 
@@ -120,7 +121,7 @@ async def test_a_busy_pool_with_short_leases_keeps_all_its_slots(
     settings.task_lease_seconds = 0.6  # heartbeat every 0.2 s, upkeep every 0.3 s
     count = 150
     ids = [(await make_task("noop")).id for _ in range(count)]
-    pool = WorkerPool(settings, sessions, concurrency=2)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=2)
     await pool.start()
     try:
         async with asyncio.timeout(60):

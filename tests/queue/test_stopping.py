@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.database import factory_bus
 from app.models import TaskQueue
 from app.models.base import utcnow
 from app.queue import attempts, maintenance, runner
@@ -64,7 +65,7 @@ async def test_a_timed_out_spinning_processor_is_killed_and_its_slot_serves_the_
     await asyncio.wrap_future(runner.start_forkserver())  # its first start is slow
     settings.task_timeout_seconds = 1.0
     settings.task_max_retries = 0
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     await pool.start()
     try:
         spinning = await make_task("spin")
@@ -82,7 +83,7 @@ async def test_a_timed_out_spinning_processor_is_killed_and_its_slot_serves_the_
 async def test_cancelling_a_spinning_processor_kills_its_process(
     make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     await pool.start()
     try:
         spinning = await make_task("spin")
@@ -105,7 +106,7 @@ async def test_an_attempt_that_lost_its_lease_is_killed_by_the_next_heartbeat(
     make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     settings.task_retry_backoff_seconds = 60  # the task waits; the attempt must not run on
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     try:
         spinning = await make_task("spin")
         await pool._claim_free_slots()
@@ -132,7 +133,7 @@ async def test_an_attempt_that_lost_its_lease_is_killed_by_the_next_heartbeat(
 async def test_stopping_the_pool_kills_a_spinning_processor(
     make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     await pool.start()
     spinning = await make_task("spin")
     pid = await spin_pid(settings, spinning.id)
@@ -149,7 +150,7 @@ async def test_threads_that_ignore_their_stop_hold_neither_a_slot_nor_a_shared_t
 ) -> None:
     settings.task_timeout_seconds = 0.3
     settings.task_max_retries = 0
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     hanging = [await make_task("hang", priority=9) for _ in range(3)]
     after = await make_task("writer", priority=1)
     try:
@@ -168,7 +169,7 @@ async def test_a_processor_that_allocates_without_bound_fails_with_a_reason(
     make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     settings.processor_memory_limit_mb = 400
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     hog = await make_task("hog")
     after = await make_task("cpu-writer", priority=1)
     try:
@@ -189,7 +190,7 @@ async def test_a_processor_that_exits_its_process_is_retried_then_fails(
     make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     settings.task_max_retries = 1
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     exiting = await make_task("exiter")
     after = await make_task("cpu-writer", priority=1)
     try:
@@ -209,7 +210,7 @@ async def test_a_processor_that_raises_fails_with_a_reason_and_no_internals(
     make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     settings.task_max_retries = 0
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     crashing = await make_task("crasher")
     try:
         async with asyncio.timeout(60):
@@ -244,7 +245,7 @@ async def test_start_up_sweeps_attempt_directories_that_are_no_longer_current(
     for directory in [*stale, live, unknown]:
         directory.mkdir(parents=True)
         (directory / "partial.json").write_text("{")
-    pool = WorkerPool(settings, sessions, concurrency=1)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     await pool.start()
     try:
         async with asyncio.timeout(10):

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import database
 from app.config import Settings
-from app.database import create_engine_for, create_session_factory
+from app.database import create_engine_for, create_session_factory, factory_bus
+from app.events.bus import EventBus
 from app.queue.pool import WorkerPool
 from tests.queue.conftest import MakeTask, reload
 
@@ -35,7 +36,7 @@ async def test_the_worker_engine_does_not_ping_but_replaces_idle_connections(
     worker_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert worker_engine.pool._pre_ping is False  # type: ignore[attr-defined]
-    sessions = create_session_factory(worker_engine)
+    sessions = create_session_factory(worker_engine, EventBus())
     first = await _backend_pid(sessions)
     assert await _backend_pid(sessions) == first  # reused while busy
     monkeypatch.setattr(database, "WORKER_IDLE_RECONNECT_SECONDS", 0.05)
@@ -49,8 +50,8 @@ async def test_a_pool_keeps_working_after_its_connections_are_killed(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    worker_sessions = create_session_factory(worker_engine)
-    pool = WorkerPool(settings, worker_sessions, concurrency=2)
+    worker_sessions = create_session_factory(worker_engine, factory_bus(sessions))
+    pool = WorkerPool(settings, worker_sessions, factory_bus(sessions), concurrency=2)
     await pool.start()
     try:
         first = await make_task("noop")
@@ -72,3 +73,8 @@ async def test_a_pool_keeps_working_after_its_connections_are_killed(
                 await asyncio.sleep(0.05)
     finally:
         await pool.stop()
+    # both ran to the end: the first kept its result, the second was claimed on new connections
+    assert [(await reload(sessions, task.id)).status for task in (first, second)] == [
+        "completed",
+        "completed",
+    ]

@@ -15,7 +15,7 @@ from httpx_ws import AsyncWebSocketSession
 
 from app.api.live import MAX_FRAME_BYTES
 from app.config import Settings
-from app.events.publish import publish_task_event
+from app.events.publish import TaskEvent, publish_event
 from app.models import Task, User
 from app.services import auth as auth_service
 from tests.factories import app_sessions, make_user
@@ -61,12 +61,13 @@ async def ws_client(server: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-MakeTask = Callable[..., Awaitable[str]]
+PostTask = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-def make_task(ws_client: httpx.AsyncClient, settings: Settings) -> MakeTask:
-    """Upload a small manuscript as ``owner``; the task stays pending (no workers)."""
+def post_task(ws_client: httpx.AsyncClient, settings: Settings) -> PostTask:
+    """POST a small manuscript as ``owner`` through the API (unlike the queue tests'
+    ``make_task``, which calls the service); the task stays pending (no workers)."""
 
     async def create(owner: User, name: str = "book.txt") -> str:
         response = await ws_client.post(
@@ -89,7 +90,8 @@ async def change_task(app: FastAPI, task_id: str, **values: Any) -> None:
         assert task is not None
         for name, value in values.items():
             setattr(task, name, value)
-        await publish_task_event(session, task)
+        task.event_seq += 1
+        await publish_event(session, TaskEvent.from_task(task))
         await session.commit()
 
 

@@ -28,7 +28,7 @@ from tests.conftest import ROOT
 from tests.factories import app_sessions
 from tests.queue.processors import PROCESSORS, PROCESSORS_SETTING
 from tests.queue.test_processes import Workers
-from tests.realtime.conftest import MakeTask, receive, token
+from tests.realtime.conftest import PostTask, receive, token
 
 
 @pytest.fixture
@@ -76,9 +76,9 @@ async def test_the_listener_survives_a_lost_connection_and_resends_state(
     app: FastAPI,
     settings: Settings,
     user: User,
-    make_task: MakeTask,
+    post_task: PostTask,
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     listener = app.state.listener
     url = f"/api/v1/ws/tasks/c1?token={token(settings, user)}"
     async with aconnect_ws(url, ws_client) as ws:
@@ -118,9 +118,9 @@ def _free_port() -> int:
 
 @pytest.mark.sqlite_only
 async def test_sigterm_with_open_sse_and_websocket_exits_within_the_grace_period(
-    settings: Settings, user: User, make_task: MakeTask
+    settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     port = _free_port()
     env = {
         **os.environ,

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.events import connections
 from app.models import User
 from tests.factories import app_sessions, make_user
-from tests.realtime.conftest import MakeTask, change_task, token
+from tests.realtime.conftest import PostTask, change_task, token
 
 
 async def events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -38,9 +38,9 @@ def path(task_id: str) -> str:
 
 
 async def test_stream_starts_with_current_state_follows_changes_and_ends_after_terminal(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     received: list[dict[str, Any]] = []
     headers = {"Authorization": f"Bearer {token(settings, user)}"}
     async with ws_client.stream("GET", path(task_id), headers=headers) as response:
@@ -63,9 +63,9 @@ async def test_stream_starts_with_current_state_follows_changes_and_ends_after_t
 
 
 async def test_last_event_id_skips_what_the_client_already_has(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     headers = {"Authorization": f"Bearer {token(settings, user)}"}
     async with ws_client.stream("GET", path(task_id), headers=headers) as response:
         first = await anext(aiter(events(response)))
@@ -83,9 +83,9 @@ async def test_last_event_id_skips_what_the_client_already_has(
 
 
 async def test_a_finished_task_streams_its_final_state_and_ends(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     await change_task(app, task_id, status="failed", error_message="Bad input")
     url = f"{path(task_id)}?token={token(settings, user)}"
     for last in ("", "999"):
@@ -97,10 +97,10 @@ async def test_a_finished_task_streams_its_final_state_and_ends(
 
 
 async def test_sse_is_owned_and_authenticated(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
     other = await make_user(app_sessions(app))
-    task_id = await make_task(other)
+    task_id = await post_task(other)
     response = await ws_client.get(f"{path(task_id)}?token={token(settings, user)}")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -110,9 +110,9 @@ async def test_sse_is_owned_and_authenticated(
 
 
 async def test_a_client_disconnect_frees_the_stream(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     url = f"{path(task_id)}?token={token(settings, user)}"
     async with ws_client.stream("GET", url) as response:
         await anext(aiter(events(response)))

@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.events import connections
-from app.events.publish import TaskEvent, deliver_local
+from app.events.publish import TaskEvent
 from app.models import Role, Task, User
 from app.services import users as user_service
 from tests.factories import app_sessions, make_user
-from tests.realtime.conftest import MakeTask, change_task, nothing_more, receive, token
+from tests.realtime.conftest import PostTask, change_task, nothing_more, receive, token
 
 WS = "/api/v1/ws/tasks/"
 
@@ -30,9 +30,9 @@ def url(settings: Settings, user: User, client_id: str = "c1") -> str:
 
 
 async def test_subscribe_gets_subscribed_then_current_state_then_updates(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     async with aconnect_ws(url(settings, user), ws_client) as ws:
         await ws.send_json({"type": "subscribe", "task_id": task_id})
         assert await receive(ws) == {"type": "subscribed", "task_id": task_id}
@@ -61,9 +61,9 @@ async def test_subscribe_gets_subscribed_then_current_state_then_updates(
 
 
 async def test_updates_of_a_task_arrive_in_order_and_end_at_100(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     async with aconnect_ws(url(settings, user), ws_client) as ws:
         await ws.send_json({"type": "subscribe", "task_id": task_id})
         await receive(ws)
@@ -80,17 +80,17 @@ async def test_updates_of_a_task_arrive_in_order_and_end_at_100(
 
 
 async def test_wildcard_follows_every_visible_task_and_starts_with_active_ones(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
     other = await make_user(app_sessions(app))
-    mine = await make_task(user)
-    theirs = await make_task(other)
+    mine = await post_task(user)
+    theirs = await post_task(other)
     async with aconnect_ws(url(settings, user), ws_client) as ws:
         await ws.send_json({"type": "subscribe", "task_id": "*"})
         assert await receive(ws) == {"type": "subscribed", "task_id": "*"}
         first = await receive(ws)
         assert first["task_id"] == mine
-        created_later = await make_task(user)
+        created_later = await post_task(user)
         await change_task(app, theirs, status="processing", progress=10)
         await change_task(app, created_later, status="processing", progress=20)
         created = await receive(ws)  # a new task shows up at once
@@ -152,13 +152,13 @@ async def test_a_frame_over_the_size_limit_is_refused_from_its_header(
 
 
 async def test_admins_see_every_task_with_the_wildcard(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
     admin = await make_user(app_sessions(app), role=Role.ADMIN)
     async with aconnect_ws(url(settings, admin), ws_client) as ws:
         await ws.send_json({"type": "subscribe", "task_id": "*"})
         assert await receive(ws) == {"type": "subscribed", "task_id": "*"}
-        task_id = await make_task(user)
+        task_id = await post_task(user)
         assert (await receive(ws))["task_id"] == task_id
         await change_task(app, task_id, status="processing", progress=30)
         update = await receive(ws)
@@ -166,10 +166,10 @@ async def test_admins_see_every_task_with_the_wildcard(
 
 
 async def test_another_users_task_is_task_not_found_and_the_connection_stays(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
     other = await make_user(app_sessions(app))
-    theirs = await make_task(other)
+    theirs = await post_task(other)
     async with aconnect_ws(url(settings, user), ws_client) as ws:
         for task_id in (theirs, "no-such-task"):
             await ws.send_json({"type": "subscribe", "task_id": task_id})
@@ -251,9 +251,9 @@ async def test_api_keys_in_the_authorization_header_work_too(
 
 
 async def test_connections_with_the_same_client_id_do_not_clobber_each_other(
-    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, app: FastAPI, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     async with (
         aconnect_ws(url(settings, user, "same"), ws_client) as first,
         aconnect_ws(url(settings, user, "same"), ws_client) as second,
@@ -274,9 +274,9 @@ async def test_connections_with_the_same_client_id_do_not_clobber_each_other(
 
 
 async def test_resubscribing_sends_the_current_state_again(
-    ws_client: httpx.AsyncClient, settings: Settings, user: User, make_task: MakeTask
+    ws_client: httpx.AsyncClient, settings: Settings, user: User, post_task: PostTask
 ) -> None:
-    task_id = await make_task(user)
+    task_id = await post_task(user)
     async with aconnect_ws(url(settings, user), ws_client) as ws:
         for _ in range(2):
             await ws.send_json({"type": "subscribe", "task_id": task_id})
@@ -310,10 +310,10 @@ async def test_a_client_that_stops_reading_is_dropped_and_never_slows_others(
             await asyncio.sleep(0.02)
         late = []
         for seq in range(1, 5001):
-            deliver_local(_event(user, "flood", seq, "x" * 1000))
+            app.state.bus.publish(_event(user, "flood", seq, "x" * 1000))
             if seq % 100 == 0:
                 sent = time.perf_counter()
-                deliver_local(_event(user, "ping-task", seq // 100, None))
+                app.state.bus.publish(_event(user, "ping-task", seq // 100, None))
                 while True:
                     message = json.loads(await asyncio.wait_for(good.recv(), timeout=5))
                     if message["task_id"] == "ping-task":

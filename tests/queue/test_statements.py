@@ -1,0 +1,26 @@
+"""Sessions opened and statements run by a worker for one task, claim to completion."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.queue.pool import WorkerPool
+from tests.counting import counting
+from tests.queue.conftest import MakeTask
+
+# the claim, then the attempt's start, progress and completion; PostgreSQL adds the
+# pg_notify SELECTs of the three task events
+TASK_FIGURES = {"sqlite": (4, 11), "postgresql": (4, 13)}
+
+
+async def test_a_task_opens_its_sessions_and_runs_its_statements(
+    pool: WorkerPool, make_task: MakeTask, backend: str
+) -> None:
+    await make_task("writer")
+    async with asyncio.timeout(60):
+        await pool.run_until_idle()  # first-use statements out of the way
+    await make_task("noop")
+    with counting() as counts:
+        async with asyncio.timeout(60):
+            await pool.run_until_idle()
+    assert counts.figures == TASK_FIGURES[backend], counts.statements
