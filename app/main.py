@@ -22,7 +22,6 @@ from app.api.edge import NulGuardMiddleware
 from app.api.gate import ApiGateMiddleware
 from app.api.problems import CatchAllMiddleware, install_problem_handlers
 from app.api.proxies import ClientAddressMiddleware
-from app.api.unavailable import UnavailableMiddleware
 from app.config import Settings, describe_settings_error, get_settings
 from app.events.going_away import close_live_connections_on_stop
 from app.events.hub import EventHub
@@ -159,8 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(ApiGateMiddleware)
-    # A database or storage that is down answers 503/507, not 500 (the gate reads the database).
-    app.add_middleware(UnavailableMiddleware)
+    # CatchAll also answers 503/507, not 500, for a database or storage that is down
+    # (the gate reads the database).
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(
         CORSMiddleware,

@@ -14,6 +14,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.unavailable import translate
 from app.errors import PROBLEM_JSON, AppError, problem
 from app.log import get_logger
 
@@ -114,7 +115,8 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 
 
 class CatchAllMiddleware:
-    """Turn an unexpected exception into a 500 problem (no internals, with the request id).
+    """Turn an unexpected exception into a 500 problem (no internals, with the request id),
+    or, when it says a dependency is down, into that 503/507 problem.
 
     Installed inside the request-id and CORS middleware, so the 500 still
     carries ``X-Request-ID``; Starlette's own ``Exception`` handler would run
@@ -138,8 +140,17 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             path = scope.get("path", "")
+            error = translate(exc)  # a database or storage that is down: 503/507, not 500
+            if error is not None and not started:
+                log.warning(
+                    "dependency_unavailable", code=error.code, path=path, error=type(exc).__name__
+                )
+                await problem_response(error.to_problem(path), error.status, error.headers)(
+                    scope, receive, send
+                )
+                return
             log.exception("unhandled_error", path=path, method=scope.get("method"))
             if started:
                 raise

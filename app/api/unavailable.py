@@ -7,22 +7,17 @@ request that must write there answers ``507 insufficient_storage``, and when
 it is read-only ``503 storage_unavailable``, both with ``Retry-After``. Each is a
 problem+json body saying what to do; nothing was kept (the upload's temp
 files and placed files are removed by the upload service, its transaction
-rolled back). Installed just inside ``CatchAllMiddleware``, so it also covers
-the gate's credential lookup, which reads the database before any route runs.
+rolled back). ``CatchAllMiddleware`` asks :func:`translate` before it answers
+500, so this also covers the gate's credential lookup, which reads the
+database before any route runs.
 """
 
 from __future__ import annotations
 
 import errno
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.api.problems import problem_response
 from app.database import means_database_down
 from app.errors import AppError, InsufficientStorage, ServiceUnavailable
-from app.log import get_logger
-
-log = get_logger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 STORAGE_RETRY_AFTER_SECONDS = 30
@@ -72,34 +67,3 @@ def translate(exc: BaseException) -> AppError | None:
                 headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
             )
     return None
-
-
-class UnavailableMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            error = translate(exc)
-            if error is None or started:
-                raise
-            path = scope.get("path", "")
-            log.warning(
-                "dependency_unavailable", code=error.code, path=path, error=type(exc).__name__
-            )
-            await problem_response(error.to_problem(path), error.status, error.headers)(
-                scope, receive, send
-            )
