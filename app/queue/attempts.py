@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -219,6 +220,43 @@ _INSERT_FILE = insert(_FILES)
 _INSERT_RESULT = insert(_RESULTS)
 
 
+def _guarded(leaving: tuple[TaskStatus, ...], *, event: bool = True, **values: Any) -> Any:
+    """A transition the user asks for: not fenced by an attempt but by the statuses
+    the task may leave, so of two concurrent requests only one matches. With ``event``
+    it numbers the change (``event_seq + 1``, in SQL) like ``_fenced``. It returns the
+    new event's columns and ``attempt``. Parameters: ``b_task_id``, ``now``."""
+    if event:
+        values["event_seq"] = TASKS.c.event_seq + 1
+    return (
+        update(TASKS)
+        .where(TASKS.c.id == bindparam("b_task_id"), TASKS.c.status.in_(leaving))
+        .values(updated_at=bindparam("now"), **values)
+        .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt)
+    )
+
+
+# The user's transitions (``app.services.tasks``).
+CANCEL = _guarded(  # bumps the attempt: a running attempt is fenced out
+    (TaskStatus.PENDING, TaskStatus.PROCESSING),
+    status=TaskStatus.CANCELLED,
+    attempt=TASKS.c.attempt + 1,
+    stage="cancelled",
+    completed_at=bindparam("now"),
+)
+RETRY_BY_USER = _guarded(
+    (TaskStatus.FAILED, TaskStatus.CANCELLED),
+    status=TaskStatus.PENDING,
+    retry_count=0,
+    progress=0,
+    stage="queued",
+    error_message=None,
+    result_url=None,
+    started_at=None,
+    completed_at=None,
+)
+REPRIORITISE = _guarded((TaskStatus.PENDING,), event=False, priority=bindparam("b_priority"))
+
+
 def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
              **details: Any) -> dict[str, Any]:  # fmt: skip
     return {
@@ -242,15 +280,49 @@ async def transition(
     """Run one fenced transition of ``attempt``'s task; None (nothing written) if the
     attempt no longer owns it. Otherwise its log row (``_log_row``) is written and its
     event queued for delivery on commit. Every change of a claimed task goes through
-    here: progress, completion, retry, failure, hand-back and reclaim. ``now`` may be
+    here: progress, completion, retry, failure, hand-back and reclaim (the user's
+    transitions go through ``user_transition``, the same way). ``now`` may be
     given among ``parameters`` (the transition's time); it defaults to the present."""
     owned = {"b_task_id": task_id, "b_attempt": attempt, "now": utcnow()}
-    row = (await session.execute(statement, {**owned, **parameters})).first()
+    return await _apply(session, statement, {**owned, **parameters}, log)
+
+
+async def user_transition(
+    session: AsyncSession,
+    statement: Any,
+    task_id: str,
+    message: str | None = None,
+    *,
+    event: bool = True,
+    **parameters: Any,
+) -> Row[*tuple[Any, ...]] | None:
+    """Run one transition a user asked for (``CANCEL``, ``RETRY_BY_USER``,
+    ``REPRIORITISE``); None (nothing written) if the task is in no status it may
+    leave. Otherwise ``message`` is logged under the task's (new) attempt and, with
+    ``event``, the change's event queued for delivery on commit."""
+    bound = {"b_task_id": task_id, "now": utcnow(), **parameters}
+    return await _apply(
+        session, statement, bound,
+        (lambda row: _log_row(task_id, row.attempt, message)) if message else None,
+        event=event,
+    )  # fmt: skip
+
+
+async def _apply(
+    session: AsyncSession,
+    statement: Any,
+    parameters: dict[str, Any],
+    log: dict[str, Any] | Callable[[Row[*tuple[Any, ...]]], dict[str, Any]] | None,
+    *,
+    event: bool = True,
+) -> Row[*tuple[Any, ...]] | None:
+    row = (await session.execute(statement, parameters)).first()
     if row is None:
         return None
     if log is not None:
-        await session.execute(_INSERT_LOG, log)
-    await publish_event(session, TaskEvent.from_task(row))
+        await session.execute(_INSERT_LOG, log(row) if callable(log) else log)
+    if event:
+        await publish_event(session, TaskEvent.from_task(row))
     return row
 
 
