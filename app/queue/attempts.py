@@ -214,7 +214,8 @@ _KEEP_UPLOAD_UNTIL = (
     .where(_FILES.c.task_id == bindparam("b_task_id"), _FILES.c.kind == FileKind.UPLOAD)
     .values(expires_at=bindparam("expires"))
 )
-_DEQUEUE = delete(QUEUE).where(QUEUE.c.task_id == bindparam("b_task_id"))
+# The one way out of the queue (completion, failure for good, cancel, a stale row).
+DEQUEUE = delete(QUEUE).where(QUEUE.c.task_id == bindparam("b_task_id"))
 _INSERT_LOG = insert(_LOGS)
 _INSERT_FILE = insert(_FILES)
 _INSERT_RESULT = insert(_RESULTS)
@@ -358,7 +359,7 @@ async def claim(
         started = (await session.execute(_CLAIM_TASKS, {"ids": queued, "now": now})).all()
         stale = set(queued) - {row.id for row in started}
         if stale:  # the task left "pending" meanwhile: its queue row is obsolete
-            await session.execute(delete(TaskQueue).where(TaskQueue.task_id.in_(stale)))
+            await session.execute(DEQUEUE, [{"b_task_id": task_id} for task_id in stale])
         if not started:
             return []
         ids = [row.id for row in started]
@@ -387,14 +388,20 @@ async def claim(
         ]
 
 
+def clamp_progress(percent: int) -> int:
+    """The one clamp of what a processor reports: 0-100 (the column's CHECK)."""
+    return max(0, min(100, percent))
+
+
 async def report_progress(
     sessions: async_sessionmaker[AsyncSession], claimed: Claimed, percent: int, stage: str
 ) -> bool:
-    """Write progress (never lower than what is stored). False if the attempt was fenced out."""
+    """Write progress, clamped to 0-100 and never lower than what is stored. False if the
+    attempt was fenced out."""
     async with sessions() as session, session.begin():
         row = await transition(
             session, _PROGRESS, claimed.task_id, claimed.attempt,
-            b_progress=percent, b_stage=stage[:64],
+            b_progress=clamp_progress(percent), b_stage=stage[:64],
         )  # fmt: skip
         if row is not None:
             return True
@@ -472,7 +479,7 @@ async def complete(
                 },
             )
             await session.execute(_KEEP_UPLOAD_UNTIL, {"b_task_id": task_id, "expires": expires})
-            await session.execute(_DEQUEUE, {"b_task_id": task_id})
+            await session.execute(DEQUEUE, {"b_task_id": task_id})
         except BaseException:
             await storage.remove(result_dir)
             raise
@@ -537,7 +544,7 @@ async def fail_for_good(
     )  # fmt: skip
     if row is None:
         return False
-    await session.execute(_DEQUEUE, {"b_task_id": task_id})
+    await session.execute(DEQUEUE, {"b_task_id": task_id})
     expires = utcnow() + timedelta(days=settings.result_ttl_days)
     await session.execute(_EXPIRE_FILES, {"b_task_id": task_id, "expires": expires})
     return True
