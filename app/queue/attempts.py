@@ -129,30 +129,6 @@ _CLAIM_QUEUE = (
     )
     .returning(QUEUE.c.task_id)
 )
-_CLAIM_TASKS = (
-    update(TASKS)
-    .where(
-        TASKS.c.id.in_(bindparam("ids", expanding=True)),
-        TASKS.c.status == TaskStatus.PENDING,
-    )
-    .values(
-        status=TaskStatus.PROCESSING,
-        attempt=TASKS.c.attempt + 1,
-        progress=0,
-        stage="starting",
-        started_at=bindparam("now"),
-        completed_at=None,
-        event_seq=TASKS.c.event_seq + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(
-        *_EVENT_COLUMNS_CORE,
-        TASKS.c.attempt,
-        TASKS.c.processor,
-        TASKS.c.retry_count,
-        TASKS.c.max_retries,
-    )
-)
 _UPLOAD_PATHS = select(_FILES.c.task_id, _FILES.c.storage_path).where(
     _FILES.c.task_id.in_(bindparam("ids", expanding=True)),
     _FILES.c.kind == FileKind.UPLOAD,
@@ -171,7 +147,7 @@ def _fenced(*conditions: Any, **values: Any) -> Any:
     )
 
 
-# The transitions of a claimed task (claim itself is _CLAIM_TASKS above, for many at once).
+# The transitions of a claimed task (claim itself is _CLAIM_TASKS below, for many at once).
 _PROGRESS = _fenced(
     TASKS.c.progress <= bindparam("b_progress"),
     progress=bindparam("b_progress"),
@@ -221,18 +197,30 @@ _INSERT_FILE = insert(_FILES)
 _INSERT_RESULT = insert(_RESULTS)
 
 
-def _guarded(leaving: tuple[TaskStatus, ...], *, event: bool = True, **values: Any) -> Any:
-    """A transition the user asks for: not fenced by an attempt but by the statuses
-    the task may leave, so of two concurrent requests only one matches. With ``event``
-    it numbers the change (``event_seq + 1``, in SQL) like ``_fenced``. It returns the
-    new event's columns and ``attempt``. Parameters: ``b_task_id``, ``now``."""
+def _guarded(
+    leaving: tuple[TaskStatus, ...],
+    *,
+    event: bool = True,
+    which: Any = None,
+    returning: tuple[Any, ...] = (),
+    **values: Any,
+) -> Any:
+    """A transition not fenced by an attempt but by the statuses the task may leave,
+    so of two concurrent requests (or claimers) only one matches: the user's, and the
+    claim. With ``event`` it numbers the change (``event_seq + 1``, in SQL) like
+    ``_fenced``. It returns the new event's columns, ``attempt`` and ``returning``.
+    Parameters: ``now`` and ``b_task_id``, or what ``which`` (the tasks) binds."""
     if event:
         values["event_seq"] = TASKS.c.event_seq + 1
+    status = TASKS.c.status
     return (
         update(TASKS)
-        .where(TASKS.c.id == bindparam("b_task_id"), TASKS.c.status.in_(leaving))
+        .where(
+            TASKS.c.id == bindparam("b_task_id") if which is None else which,
+            status == leaving[0] if len(leaving) == 1 else status.in_(leaving),
+        )
         .values(updated_at=bindparam("now"), **values)
-        .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt)
+        .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt, *returning)
     )
 
 
@@ -256,6 +244,18 @@ RETRY_BY_USER = _guarded(
     completed_at=None,
 )
 REPRIORITISE = _guarded((TaskStatus.PENDING,), event=False, priority=bindparam("b_priority"))
+# The claim starts many tasks at once (their queue rows taken by _CLAIM_QUEUE).
+_CLAIM_TASKS = _guarded(
+    (TaskStatus.PENDING,),
+    which=TASKS.c.id.in_(bindparam("ids", expanding=True)),
+    returning=(TASKS.c.processor, TASKS.c.retry_count, TASKS.c.max_retries),
+    status=TaskStatus.PROCESSING,
+    attempt=TASKS.c.attempt + 1,
+    progress=0,
+    stage="starting",
+    started_at=bindparam("now"),
+    completed_at=None,
+)
 
 
 def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
