@@ -29,8 +29,7 @@ STAGES = {"decoding": 0, "structuring": 10, "analysing": 20, "summarising": 80, 
 
 
 class _Progress:
-    """Forwards progress, never going back and never repeating the same report (the
-    worker pool clamps it to 0-100: ``app.queue.attempts.clamp_progress``)."""
+    """Forwards progress, never going back and never repeating the same report."""
 
     def __init__(self, callback: ProgressCallback) -> None:
         self.callback = callback
@@ -38,7 +37,7 @@ class _Progress:
         self.stage = ""
 
     def __call__(self, percent: int, stage: str) -> None:
-        percent = max(self.percent, percent)
+        percent = max(self.percent, min(100, percent))
         if (percent, stage) != (self.percent, self.stage):
             self.percent, self.stage = percent, stage
             self.callback(percent, stage)
