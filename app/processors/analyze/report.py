@@ -167,16 +167,15 @@ def _writing_lines(writing: dict[str, Any]) -> list[str]:
     if writing["overused_words"]:
         lines += ["Overused words (count, per 10,000 words, chapters where most used):", ""]
         lines += [
-            f"- {w['term']}: {w['count']:,} ({w['per_10k_words']}), chapters "
-            f"{', '.join(map(str, w['chapters'])) or '–'}"
+            f"- {w['term']}: {w['count']:,} ({w['per_10k_words']}), "
+            f"chapters {_chapter_list(w['chapters'])}"
             for w in writing["overused_words"]
         ]
         lines.append("")
     if writing["repeated_phrases"]:
         lines += ["Repeated phrases:", ""]
         lines += [
-            f"- “{p['phrase']}” × {p['count']:,}, chapters "
-            f"{', '.join(map(str, p['chapters'])) or '–'}"
+            f"- “{p['phrase']}” × {p['count']:,}, chapters {_chapter_list(p['chapters'])}"
             for p in writing["repeated_phrases"]
         ]
         lines.append("")
@@ -258,3 +257,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {_cell(check['name'])} | {check['count']:,} | {passed} | {_cell(where)} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _chapter_list(chapters: list[int]) -> str:
+    """Chapter numbers as ``3, 7, 12``, or a dash when there are none."""
+    return ", ".join(map(str, chapters)) or "–"
