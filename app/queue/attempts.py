@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -128,30 +129,6 @@ _CLAIM_QUEUE = (
     )
     .returning(QUEUE.c.task_id)
 )
-_CLAIM_TASKS = (
-    update(TASKS)
-    .where(
-        TASKS.c.id.in_(bindparam("ids", expanding=True)),
-        TASKS.c.status == TaskStatus.PENDING,
-    )
-    .values(
-        status=TaskStatus.PROCESSING,
-        attempt=TASKS.c.attempt + 1,
-        progress=0,
-        stage="starting",
-        started_at=bindparam("now"),
-        completed_at=None,
-        event_seq=TASKS.c.event_seq + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(
-        *_EVENT_COLUMNS_CORE,
-        TASKS.c.attempt,
-        TASKS.c.processor,
-        TASKS.c.retry_count,
-        TASKS.c.max_retries,
-    )
-)
 _UPLOAD_PATHS = select(_FILES.c.task_id, _FILES.c.storage_path).where(
     _FILES.c.task_id.in_(bindparam("ids", expanding=True)),
     _FILES.c.kind == FileKind.UPLOAD,
@@ -170,7 +147,7 @@ def _fenced(*conditions: Any, **values: Any) -> Any:
     )
 
 
-# The transitions of a claimed task (claim itself is _CLAIM_TASKS above, for many at once).
+# The transitions of a claimed task (claim itself is _CLAIM_TASKS below, for many at once).
 _PROGRESS = _fenced(
     TASKS.c.progress <= bindparam("b_progress"),
     progress=bindparam("b_progress"),
@@ -213,10 +190,72 @@ _KEEP_UPLOAD_UNTIL = (
     .where(_FILES.c.task_id == bindparam("b_task_id"), _FILES.c.kind == FileKind.UPLOAD)
     .values(expires_at=bindparam("expires"))
 )
-_DEQUEUE = delete(QUEUE).where(QUEUE.c.task_id == bindparam("b_task_id"))
+# The one way out of the queue (completion, failure for good, cancel, a stale row).
+DEQUEUE = delete(QUEUE).where(QUEUE.c.task_id == bindparam("b_task_id"))
 _INSERT_LOG = insert(_LOGS)
 _INSERT_FILE = insert(_FILES)
 _INSERT_RESULT = insert(_RESULTS)
+
+
+def _guarded(
+    leaving: tuple[TaskStatus, ...],
+    *,
+    event: bool = True,
+    which: Any = None,
+    returning: tuple[Any, ...] = (),
+    **values: Any,
+) -> Any:
+    """A transition not fenced by an attempt but by the statuses the task may leave,
+    so of two concurrent requests (or claimers) only one matches: the user's, and the
+    claim. With ``event`` it numbers the change (``event_seq + 1``, in SQL) like
+    ``_fenced``. It returns the new event's columns, ``attempt`` and ``returning``.
+    Parameters: ``now`` and ``b_task_id``, or what ``which`` (the tasks) binds."""
+    if event:
+        values["event_seq"] = TASKS.c.event_seq + 1
+    status = TASKS.c.status
+    return (
+        update(TASKS)
+        .where(
+            TASKS.c.id == bindparam("b_task_id") if which is None else which,
+            status == leaving[0] if len(leaving) == 1 else status.in_(leaving),
+        )
+        .values(updated_at=bindparam("now"), **values)
+        .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt, *returning)
+    )
+
+
+# The user's transitions (``app.services.tasks``).
+CANCEL = _guarded(  # bumps the attempt: a running attempt is fenced out
+    (TaskStatus.PENDING, TaskStatus.PROCESSING),
+    status=TaskStatus.CANCELLED,
+    attempt=TASKS.c.attempt + 1,
+    stage="cancelled",
+    completed_at=bindparam("now"),
+)
+RETRY_BY_USER = _guarded(
+    (TaskStatus.FAILED, TaskStatus.CANCELLED),
+    status=TaskStatus.PENDING,
+    retry_count=0,
+    progress=0,
+    stage="queued",
+    error_message=None,
+    result_url=None,
+    started_at=None,
+    completed_at=None,
+)
+REPRIORITISE = _guarded((TaskStatus.PENDING,), event=False, priority=bindparam("b_priority"))
+# The claim starts many tasks at once (their queue rows taken by _CLAIM_QUEUE).
+_CLAIM_TASKS = _guarded(
+    (TaskStatus.PENDING,),
+    which=TASKS.c.id.in_(bindparam("ids", expanding=True)),
+    returning=(TASKS.c.processor, TASKS.c.retry_count, TASKS.c.max_retries),
+    status=TaskStatus.PROCESSING,
+    attempt=TASKS.c.attempt + 1,
+    progress=0,
+    stage="starting",
+    started_at=bindparam("now"),
+    completed_at=None,
+)
 
 
 def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
@@ -242,15 +281,49 @@ async def transition(
     """Run one fenced transition of ``attempt``'s task; None (nothing written) if the
     attempt no longer owns it. Otherwise its log row (``_log_row``) is written and its
     event queued for delivery on commit. Every change of a claimed task goes through
-    here: progress, completion, retry, failure, hand-back and reclaim. ``now`` may be
+    here: progress, completion, retry, failure, hand-back and reclaim (the user's
+    transitions go through ``user_transition``, the same way). ``now`` may be
     given among ``parameters`` (the transition's time); it defaults to the present."""
     owned = {"b_task_id": task_id, "b_attempt": attempt, "now": utcnow()}
-    row = (await session.execute(statement, {**owned, **parameters})).first()
+    return await _apply(session, statement, {**owned, **parameters}, log)
+
+
+async def user_transition(
+    session: AsyncSession,
+    statement: Any,
+    task_id: str,
+    message: str | None = None,
+    *,
+    event: bool = True,
+    **parameters: Any,
+) -> Row[*tuple[Any, ...]] | None:
+    """Run one transition a user asked for (``CANCEL``, ``RETRY_BY_USER``,
+    ``REPRIORITISE``); None (nothing written) if the task is in no status it may
+    leave. Otherwise ``message`` is logged under the task's (new) attempt and, with
+    ``event``, the change's event queued for delivery on commit."""
+    bound = {"b_task_id": task_id, "now": utcnow(), **parameters}
+    return await _apply(
+        session, statement, bound,
+        (lambda row: _log_row(task_id, row.attempt, message)) if message else None,
+        event=event,
+    )  # fmt: skip
+
+
+async def _apply(
+    session: AsyncSession,
+    statement: Any,
+    parameters: dict[str, Any],
+    log: dict[str, Any] | Callable[[Row[*tuple[Any, ...]]], dict[str, Any]] | None,
+    *,
+    event: bool = True,
+) -> Row[*tuple[Any, ...]] | None:
+    row = (await session.execute(statement, parameters)).first()
     if row is None:
         return None
     if log is not None:
-        await session.execute(_INSERT_LOG, log)
-    await publish_event(session, TaskEvent.from_task(row))
+        await session.execute(_INSERT_LOG, log(row) if callable(log) else log)
+    if event:
+        await publish_event(session, TaskEvent.from_task(row))
     return row
 
 
@@ -286,7 +359,7 @@ async def claim(
         started = (await session.execute(_CLAIM_TASKS, {"ids": queued, "now": now})).all()
         stale = set(queued) - {row.id for row in started}
         if stale:  # the task left "pending" meanwhile: its queue row is obsolete
-            await session.execute(delete(TaskQueue).where(TaskQueue.task_id.in_(stale)))
+            await session.execute(DEQUEUE, [{"b_task_id": task_id} for task_id in stale])
         if not started:
             return []
         ids = [row.id for row in started]
@@ -315,14 +388,20 @@ async def claim(
         ]
 
 
+def clamp_progress(percent: int) -> int:
+    """The one clamp of what a processor reports: 0-100 (the column's CHECK)."""
+    return max(0, min(100, percent))
+
+
 async def report_progress(
     sessions: async_sessionmaker[AsyncSession], claimed: Claimed, percent: int, stage: str
 ) -> bool:
-    """Write progress (never lower than what is stored). False if the attempt was fenced out."""
+    """Write progress, clamped to 0-100 and never lower than what is stored. False if the
+    attempt was fenced out."""
     async with sessions() as session, session.begin():
         row = await transition(
             session, _PROGRESS, claimed.task_id, claimed.attempt,
-            b_progress=percent, b_stage=stage[:64],
+            b_progress=clamp_progress(percent), b_stage=stage[:64],
         )  # fmt: skip
         if row is not None:
             return True
@@ -400,7 +479,7 @@ async def complete(
                 },
             )
             await session.execute(_KEEP_UPLOAD_UNTIL, {"b_task_id": task_id, "expires": expires})
-            await session.execute(_DEQUEUE, {"b_task_id": task_id})
+            await session.execute(DEQUEUE, {"b_task_id": task_id})
         except BaseException:
             await storage.remove(result_dir)
             raise
@@ -465,7 +544,7 @@ async def fail_for_good(
     )  # fmt: skip
     if row is None:
         return False
-    await session.execute(_DEQUEUE, {"b_task_id": task_id})
+    await session.execute(DEQUEUE, {"b_task_id": task_id})
     expires = utcnow() + timedelta(days=settings.result_ttl_days)
     await session.execute(_EXPIRE_FILES, {"b_task_id": task_id, "expires": expires})
     return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import bus_of, on_commit
@@ -20,6 +20,7 @@ from app.events.bus import TASK_PENDING
 from app.events.publish import QUEUE_CHANNEL
 from app.models import Task, TaskQueue
 from app.models.base import utcnow
+from app.queue.attempts import DEQUEUE
 
 
 async def enqueue(
@@ -46,7 +47,7 @@ async def _notify_on_commit(session: AsyncSession) -> None:
 
 async def dequeue(session: AsyncSession, task_id: str) -> None:
     """Remove a task's queue row (cancelled or deleted while pending)."""
-    await session.execute(delete(TaskQueue).where(TaskQueue.task_id == task_id))
+    await session.execute(DEQUEUE, {"b_task_id": task_id})
 
 
 async def set_priority(session: AsyncSession, task_id: str, priority: int) -> None:

@@ -22,7 +22,14 @@ from app.config import Settings
 from app.log import get_logger
 from app.models import FileStorage, Task, TaskQueue, TaskStatus, Worker
 from app.models.base import utcnow
-from app.queue.attempts import QUEUE, TASKS, RetryPolicy, fail_for_good, retry_later
+from app.queue.attempts import (
+    DEQUEUE,
+    QUEUE,
+    TASKS,
+    RetryPolicy,
+    fail_for_good,
+    retry_later,
+)
 from app.services import storage
 
 log = get_logger(__name__)
@@ -157,7 +164,7 @@ async def reclaim_expired(
             )
         ).first()
         if task is None or task.status != TaskStatus.PROCESSING:
-            await session.execute(delete(QUEUE).where(QUEUE.c.task_id == task_id))
+            await session.execute(DEQUEUE, {"b_task_id": task_id})
             continue
         retry_count, max_retries, attempt = task.retry_count, task.max_retries, task.attempt
         if abandoned is not None:

@@ -397,7 +397,7 @@ class WorkerPool:
         input_path = storage.absolute(self.settings.upload_dir, claimed.upload_path)
 
         def on_progress(percent: int, stage: str) -> None:
-            percent = max(0, min(100, percent))
+            percent = attempts.clamp_progress(percent)
             if percent >= attempt.latest[0]:
                 attempt.latest = (percent, stage)
                 attempt.changed.set()

@@ -1,9 +1,10 @@
 """Tasks: creation from uploads, reading, user transitions, deletion, logs, results, files.
 
-Ownership goes through ``app.services.access``. User transitions are single
-conditional UPDATEs, so two concurrent requests cannot both win; cancelling
-bumps ``attempt`` (the fencing token) so a running attempt can no longer
-write anything.
+Ownership goes through ``app.services.access``. User transitions (cancel, retry,
+reprioritise) are the guarded statements of ``app.queue.attempts`` run by
+``user_transition``: one conditional UPDATE each, so two concurrent requests cannot
+both win; cancelling bumps ``attempt`` (the fencing token) so a running attempt can
+no longer write anything.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,8 +38,10 @@ from app.models import (
     TaskStatus,
     User,
 )
-from app.models.base import new_id, utcnow
+from app.models.base import new_id
 from app.processors.registry import processor_names
+from app.queue import attempts
+from app.queue.attempts import user_transition
 from app.queue.enqueue import dequeue, enqueue, set_priority
 from app.schemas.common import unsafe_text_reason
 from app.services import storage
@@ -300,88 +303,35 @@ async def get_task(session: AsyncSession, user: User, task_id: str) -> Task:
     return await get_owned(session, Task, task_id, user)
 
 
-async def _log(
-    session: AsyncSession, task: Task, message: str, level: LogLevel = LogLevel.INFO, **details: Any
-) -> None:
-    session.add(
-        TaskLog(
-            task_id=task.id,
-            attempt=task.attempt,
-            log_level=level,
-            message=message,
-            details=details or None,
-        )
-    )
-
-
 async def cancel(session: AsyncSession, task: Task, *, reason: str = "Cancelled by user") -> None:
     """pending|processing → cancelled, fencing out any running attempt; else 409."""
-    now = utcnow()
-    result = await session.execute(
-        update(Task)
-        .where(
-            Task.id == task.id,
-            Task.status.in_([TaskStatus.PENDING, TaskStatus.PROCESSING]),
-        )
-        .values(
-            status=TaskStatus.CANCELLED,
-            attempt=Task.attempt + 1,
-            stage="cancelled",
-            completed_at=now,
-            updated_at=now,
-            event_seq=Task.event_seq + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if await user_transition(session, attempts.CANCEL, task.id, reason) is None:
         await session.refresh(task)
         raise InvalidTransition(
             f"Task {task.id} is {task.status} and cannot be cancelled", code="invalid_transition"
         )
     await dequeue(session, task.id)
     await session.refresh(task)
-    await _log(session, task, reason)
-    await publish_event(session, TaskEvent.from_task(task))
 
 
 async def retry(session: AsyncSession, task: Task) -> None:
     """failed|cancelled → pending with a fresh retry budget; else 409."""
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.status.in_([TaskStatus.FAILED, TaskStatus.CANCELLED]))
-        .values(
-            status=TaskStatus.PENDING,
-            retry_count=0,
-            progress=0,
-            stage="queued",
-            error_message=None,
-            result_url=None,
-            started_at=None,
-            completed_at=None,
-            updated_at=utcnow(),
-            event_seq=Task.event_seq + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    message = "Retry requested by user"
+    if await user_transition(session, attempts.RETRY_BY_USER, task.id, message) is None:
         await session.refresh(task)
         raise InvalidTransition(
             f"Task {task.id} is {task.status}; only failed or cancelled tasks can be retried"
         )
     await session.refresh(task)
     await enqueue(session, task)
-    await _log(session, task, "Retry requested by user")
-    await publish_event(session, TaskEvent.from_task(task))
 
 
 async def change_priority(session: AsyncSession, task: Task, priority: int) -> None:
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.status == TaskStatus.PENDING)
-        .values(priority=priority, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    """The priority of a pending task (no event: its status did not change); else 409."""
+    changed = await user_transition(
+        session, attempts.REPRIORITISE, task.id, event=False, b_priority=priority
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if changed is None:
         await session.refresh(task)
         raise InvalidTransition(
             f"Task {task.id} is {task.status}; priority can change only while pending"

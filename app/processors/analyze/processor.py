@@ -29,7 +29,8 @@ STAGES = {"decoding": 0, "structuring": 10, "analysing": 20, "summarising": 80, 
 
 
 class _Progress:
-    """Forwards progress, never going back and never repeating the same report."""
+    """Forwards progress, never going back and never repeating the same report (the
+    worker pool clamps it to 0-100: ``app.queue.attempts.clamp_progress``)."""
 
     def __init__(self, callback: ProgressCallback) -> None:
         self.callback = callback
@@ -37,7 +38,7 @@ class _Progress:
         self.stage = ""
 
     def __call__(self, percent: int, stage: str) -> None:
-        percent = max(self.percent, min(100, percent))
+        percent = max(self.percent, percent)
         if (percent, stage) != (self.percent, self.stage):
             self.percent, self.stage = percent, stage
             self.callback(percent, stage)
