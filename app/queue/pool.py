@@ -132,6 +132,7 @@ class WorkerPool:
         self._stopping.set()
         self._wake.set()
         _live_pools.discard(self)
+        await self._end_claiming()
         running = self._tasks()
         if running:
             log.info("worker_pool_draining", running=len(running), grace=grace)
@@ -173,6 +174,21 @@ class WorkerPool:
         except Exception as exc:  # maintenance forgets dead workers anyway
             log.warning("unregister_worker_failed", error=type(exc).__name__)
         log.info("worker_pool_stopped", worker_id=self.worker_id)
+
+    async def _end_claiming(self) -> None:
+        """Let the claim loop leave on its own (it sees ``_stopping``), so that a claim
+        already committed registers its attempts, which are then handed back like any
+        other; cancelling it there would strand them in ``processing`` until their
+        lease ran out. A claim that hangs (the database is away) is cancelled after
+        ``FINISH_WAIT_SECONDS``: its transaction rolls back, or its leases run out."""
+        claim_loop = next((loop for loop in self._loops if loop.get_name() == "claim"), None)
+        if claim_loop is None or claim_loop.done():
+            return
+        await asyncio.wait([claim_loop], timeout=FINISH_WAIT_SECONDS)
+        if not claim_loop.done():
+            claim_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claim_loop
 
     def _tasks(self, state: AttemptState | None = None) -> list[asyncio.Task[None]]:
         return [
