@@ -61,7 +61,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # ``common`` under ``python -m bench``
+if str(Path(__file__).resolve().parent) not in sys.path:  # ``common`` under ``python -m bench``
+    sys.path.append(str(Path(__file__).resolve().parent))
 
 import asyncpg
 import httpx
