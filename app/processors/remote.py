@@ -206,6 +206,11 @@ class RemoteProcessor:
         self.config = config
         self.base_url = httpx.URL(str(config.url))
 
+    @property
+    def description(self) -> str:
+        """For ``GET /processors``: where the work is done (no path, no credential)."""
+        return f"Processed by the remote service at {self.base_url.scheme}://{self.base_url.host}"
+
     # --- requests ---------------------------------------------------------------------
 
     def _headers_for(self, url: httpx.URL) -> dict[str, str]:
