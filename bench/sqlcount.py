@@ -17,6 +17,7 @@ import json
 import os
 import re
 import runpy
+import signal
 import sys
 from collections import Counter
 from typing import Any
@@ -58,7 +59,19 @@ def install() -> None:
 
     out = os.environ.get("SQLCOUNT_OUT")
     if out:
-        atexit.register(lambda: open(out, "w").write(json.dumps(dict(COUNTS))))  # noqa: SIM115
+
+        def write() -> None:
+            with open(out, "w") as handle:
+                handle.write(json.dumps(dict(COUNTS)))
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            write()
+            raise SystemExit(0)
+
+        atexit.register(write)
+        # uvicorn restores this handler after its graceful shutdown and raises SIGTERM
+        # again, so the process would end without running atexit
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def main() -> None:
