@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.config import RemoteProcessorSettings, Settings
-from app.processors import remote
+from app.processors import circuit, remote
 from app.processors.base import AttemptCancelled, PermanentError, ProcessorError
 from tests.processors.remote_service import FakeService, run_fake_service, settings_for
 
@@ -129,13 +129,13 @@ def test_a_failing_service_fails_the_attempt_retryably_then_opens_the_circuit(
     assert len(service.calls("down")) - before == 3
 
     # two more failed requests reach the limit of five: the circuit opens
-    with pytest.raises(remote.CircuitOpen) as second:
+    with pytest.raises(circuit.CircuitOpen) as second:
         run(proc, manuscript, tmp_path / "b", Recorder())
     assert len(service.calls("down")) - before == 5
     assert second.value.retryable is True
 
     started = time.monotonic()
-    with pytest.raises(remote.CircuitOpen) as third:
+    with pytest.raises(circuit.CircuitOpen) as third:
         run(proc, manuscript, tmp_path / "c", Recorder())
     assert time.monotonic() - started < 0.5
     assert len(service.calls("down")) - before == 5  # not called at all
@@ -149,12 +149,12 @@ def test_the_circuit_lets_one_trial_through_after_its_reset_time(
     down.config.breaker_reset_seconds = 0.3
     with pytest.raises(ProcessorError):
         run(down, manuscript, tmp_path / "a", Recorder())
-    breaker = remote.breaker_for(down.name, down.config)
+    breaker = circuit.breaker_for(down.name, down.config)
     assert breaker.state == "open"
     time.sleep(0.35)
     assert breaker.state == "half-open"
     calls = len(service.calls("down"))
-    with pytest.raises(remote.CircuitOpen):  # the trial failed: open again at once
+    with pytest.raises(circuit.CircuitOpen):  # the trial failed: open again at once
         run(down, manuscript, tmp_path / "b", Recorder())
     assert len(service.calls("down")) == calls + 1
 
