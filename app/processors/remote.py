@@ -5,7 +5,8 @@ Each entry of ``REMOTE_PROCESSORS`` (``{"name": {"url": …, …}}``, see
 attempt speaks this protocol with the service (every URL the service returns
 may be relative to the one it came from):
 
-1. **submit** ``POST <url>``, multipart, the manuscript in the field ``file``
+1. **submit** ``POST <url>``, multipart, the manuscript in the field ``file``,
+   with an ``Idempotency-Key`` header that every retry of it repeats
    → 2xx JSON ``{"id": "…"}``; the job is at ``status_url`` if the answer has
    one, else at its ``Location`` header, else at ``<url>/<id>``;
 2. **poll** ``GET <job>`` every ``poll_interval_seconds`` (or the answer's
@@ -49,6 +50,7 @@ import contextlib
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
@@ -154,14 +156,21 @@ class RemoteProcessor:
         return dict(self.config.headers) if same_origin else {}
 
     def _send_once(
-        self, client: httpx.Client, method: str, url: httpx.URL, **kwargs: Any
+        self,
+        client: httpx.Client,
+        method: str,
+        url: httpx.URL,
+        *,
+        extra_headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         """One request through the breaker; raises Transient, PermanentError or CircuitOpen."""
         breaker = breaker_for(self.name, self.config)
         breaker.before_call()
         what = f"{method} {url.copy_with(query=None)}"
+        headers = {**self._headers_for(url), **(extra_headers or {})}
         try:
-            response = client.request(method, url, headers=self._headers_for(url), **kwargs)
+            response = client.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException:
             breaker.failed()
             raise Transient(f"The remote service did not answer in time ({what}).") from None
@@ -262,10 +271,16 @@ class RemoteProcessor:
     def _submit(
         self, client: httpx.Client, input_path: Path, checkpoint: Callable[[], None]
     ) -> httpx.URL:
+        # One key for every try of this submission: a service that honours it makes one
+        # job even when a try timed out after the service had received it.
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+
         def send() -> httpx.Response:
             with input_path.open("rb") as file:  # reopened by every try: streamed from disk
                 files = {"file": (input_path.name, file, "application/octet-stream")}
-                return self._send_once(client, "POST", self.base_url, files=files)
+                return self._send_once(
+                    client, "POST", self.base_url, files=files, extra_headers=key
+                )
 
         response: httpx.Response | None = None
         for attempt in self._retrying():

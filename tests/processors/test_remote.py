@@ -112,6 +112,11 @@ def test_transient_errors_are_retried_with_backoff(
 
     assert [f.name for f in output.files] == ["report.json", "notes.md"]
     assert service.counts[("flaky", "submit")] == 3  # two 503s, then accepted
+    keys = [
+        h["idempotency-key"] for m, p, h in service.requests if (m, p) == ("POST", "/flaky/jobs")
+    ]
+    assert len(keys) == 3
+    assert len(set(keys)) == 1  # the tries of one submission share their key
     assert service.counts[("flaky", "status")] == 4  # two 503s, queued, succeeded
     assert service.counts[("flaky", "result")] == 4  # two 503s, then both files
 
