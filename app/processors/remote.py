@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import stamina
@@ -288,6 +289,8 @@ class RemoteProcessor:
                 checkpoint()
                 response = send()
         assert response is not None
+        if "location" in response.headers and not response.content.strip():
+            return self.base_url.join(response.headers["location"])  # a bare 202 + Location
         body = self._json(response, "the submission")
         if isinstance(body.get("status_url"), str):
             return self.base_url.join(body["status_url"])
@@ -296,7 +299,8 @@ class RemoteProcessor:
         job_id = body.get("id")
         if not isinstance(job_id, str | int) or not str(job_id).strip():
             raise PermanentError("The remote service accepted the manuscript but gave no job id.")
-        return self.base_url.join(f"{self.base_url.path.rstrip('/')}/{job_id}")
+        path = f"{self.base_url.path.rstrip('/')}/{quote(str(job_id), safe='')}"
+        return self.base_url.join(path)
 
     def _wait(
         self,

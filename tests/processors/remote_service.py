@@ -5,6 +5,8 @@ the path picks a behaviour, so one server plays every kind of service:
 
 - ``/ok/jobs``: accepts, reports ``running`` once, then ``succeeded`` with two
   result files (``report.json`` and ``notes.md``) built from the manuscript;
+- ``/located/jobs``: like ``ok``, but the submission's answer is a bare 202
+  whose ``Location`` names the job;
 - ``/progress/jobs``: reports 0, 25, 50, 75 % with a stage each, then succeeds
   with a single result at ``<job>/result`` (no ``files`` list);
 - ``/flaky/jobs``: answers 503 (with ``Retry-After: 0``) to the first two
@@ -76,6 +78,8 @@ class FakeService:
                 text = (await upload.read()).decode("utf-8", "replace")
             job_id = uuid.uuid4().hex
             self.jobs[job_id] = Job(kind, text)
+            if kind == "located":  # no body: the job is where Location says
+                return Response(status_code=202, headers={"Location": f"/located/jobs/{job_id}"})
             return JSONResponse({"id": job_id, "status": "queued"}, status_code=202)
 
         async def status(request: Request) -> Response:

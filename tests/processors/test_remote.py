@@ -83,6 +83,14 @@ def test_success_stores_every_remote_file_and_the_result(
     assert sent == ["Bearer remote-secret"] * 5  # submit, 2 polls, 2 files
 
 
+def test_a_job_named_by_location_only_is_followed(
+    service: FakeService, manuscript: Path, tmp_path: Path
+) -> None:
+    output = run(processor(service.url("located")), manuscript, tmp_path / "out", Recorder())
+    assert [f.name for f in output.files] == ["report.json", "notes.md"]
+    assert [m for m, _ in service.calls("located")] == ["POST", "GET", "GET", "GET", "GET"]
+
+
 def test_remote_progress_and_stages_are_relayed_in_order(
     service: FakeService, manuscript: Path, tmp_path: Path
 ) -> None:
