@@ -429,8 +429,15 @@ export function timeSeriesChart({ id, title, subtitle, points, series, kind, for
     figure.dataset[`sum${s.key.replace(/(^|_)(\w)/g, (_, __, c) => c.toUpperCase())}`] = String(sum);
     const latest = last ? value(last, s.key) : null;
     figure.dataset[`last${s.key.replace(/(^|_)(\w)/g, (_, __, c) => c.toUpperCase())}`] = latest === null ? "" : String(latest);
-    if (kind === "bars") parts.push(`${s.label}: ${format(sum)} in all`);
-    else parts.push(`${s.label} now ${latest === null ? "—" : format(latest)}`);
+    if (kind === "bars") {
+      parts.push(`${s.label}: ${format(sum)} in all`);
+    } else if (latest !== null) {
+      parts.push(`${s.label} now ${format(latest)}`);
+    } else {
+      // The latest minute that has a value (a minute without completions has no latency).
+      const at = points.findLastIndex((p) => value(p, s.key) !== null);
+      parts.push(at < 0 ? `${s.label}: none in this window` : `${s.label} ${format(value(points[at], s.key))} at ${clock(points[at].at)}`);
+    }
   }
   if (points.length && height(points[highest]) > 0) parts.push(`highest at ${clock(points[highest].at)} (${format(height(points[highest]))})`);
   const note = `${parts.join("; ")}.`;
