@@ -106,6 +106,22 @@ class Settings(BaseSettings):
     worker_stall_seconds: float = Field(default=10.0, gt=0)
     """/health is unhealthy when a pool had a free slot and due work waited this long."""
 
+    webhook_allow_private: bool = False
+    """Deliver webhooks to loopback, private, link-local and metadata addresses (local
+    development and tests only: otherwise a user could make the server call inside)."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long a delivery is retried before it is marked failed."""
+    webhook_backoff_seconds: float = Field(default=5.0, ge=0)
+    """First retry delay; doubles per attempt, with jitter, capped at an hour."""
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
+    webhook_concurrency: int = Field(default=4, ge=1, le=100)
+    """Deliveries one worker process sends at once."""
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    """A delivery being sent whose sender died is taken again after this long."""
+    webhook_follow_redirects: bool = False
+    """Follow up to 5 redirects (each target checked like the first); off: a 3xx fails."""
+
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
     # Requests without a valid credential, per client IP (guessed keys, expired tokens).
