@@ -36,6 +36,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.processors.base import ProcessorOutput
 from app.services import storage
+from app.webhooks import outbox
 
 MAX_BACKOFF_SECONDS = 300.0
 _EVENT_COLUMNS = (
@@ -329,6 +330,7 @@ async def transitions(
     if logs:
         await session.execute(_INSERT_LOG, logs)
     await publish_events(session, [TaskEvent.from_task(row) for row, _log in kept])
+    await outbox.record(session, rows)  # the webhooks of those now final, if any
     return rows
 
 
@@ -347,6 +349,7 @@ async def _apply(
         await session.execute(_INSERT_LOG, log(row) if callable(log) else log)
     if event:
         await publish_event(session, TaskEvent.from_task(row))
+    await outbox.record(session, [row])  # the webhooks of a cancel, if any
     return row
 
 
