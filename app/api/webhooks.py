@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from app.api.deps import CurrentUser, PageQuery, PageSizeQuery, SessionDep, SettingsDep
 from app.api.responses import BODY_PROBLEMS, problems
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 SubjectQuery = Annotated[
     str | None, Query(max_length=36, description="Only deliveries about this task or batch")
 ]
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The delivery's id")]
 StatusQuery = Annotated[DeliveryStatus | None, Query(description="Only deliveries in this status")]
 
 
@@ -90,7 +91,7 @@ async def list_deliveries(
     responses=problems(404, 409),
 )
 async def resend_delivery(
-    delivery_id: int, session: SessionDep, settings: SettingsDep, user: CurrentUser
+    delivery_id: DeliveryId, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> DeliveryRead:
     """Send a failed delivery again (same `webhook-id`, a fresh retry window)."""
     return DeliveryRead.model_validate(
