@@ -17,6 +17,7 @@ from app.models import WebhookDelivery
 from app.models.base import utcnow
 from app.webhooks import delivery
 from tests.factories import app_sessions
+from tests.queue.processors import PROCESSORS
 from tests.webhooks.conftest import (
     API,
     Upload,
@@ -285,3 +286,21 @@ async def test_the_running_loop_delivers_on_its_own(
     finally:
         await loop.stop()
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"processors": PROCESSORS, "worker_concurrency": 1, "webhook_allow_private": True}],
+)
+async def test_the_api_process_with_workers_sends_webhooks(
+    client: httpx.AsyncClient, headers: dict[str, str], upload: Upload, receiver: Receiver
+) -> None:
+    """The loop starts with the API's worker pool (app.main) and stops with it."""
+    endpoint = await create_endpoint(client, headers, receiver.url(), "task.completed")
+    task_id = (await upload("noop")).json()["id"]
+    async with asyncio.timeout(30):
+        await receiver.arrived.wait()
+    payload = Webhook(endpoint["secret"]).verify(
+        receiver.requests[0].body, receiver.requests[0].headers
+    )
+    assert (payload["type"], payload["data"]["id"]) == ("task.completed", task_id)
