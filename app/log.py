@@ -153,6 +153,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         logger.handlers.clear()
         logger.propagate = True
         logger.disabled = False
+        logger.setLevel(logging.NOTSET)  # LOG_LEVEL decides, not uvicorn's --log-level
     for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio", "multipart", "python_multipart"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 

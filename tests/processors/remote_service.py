@@ -167,6 +167,7 @@ def run_fake_service() -> Iterator[FakeService]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        log_config=None,  # leave the process's logging alone (later tests read it)
         timeout_graceful_shutdown=1,
         lifespan="off",
     )
