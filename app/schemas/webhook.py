@@ -49,7 +49,7 @@ class WebhookAttemptRead(ReadModel):
     duration_ms: int
     status_code: int | None
     error: str | None
-    outcome: Literal["delivered", "retry", "failed"]
+    outcome: Literal["delivered", "retry", "failed", "abandoned"]
 
 
 class DeliveryRead(ReadModel):

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-from sqlalchemy import Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
@@ -49,6 +49,8 @@ MAX_BACKOFF_SECONDS = 3600.0
 MAX_REDIRECTS = 5
 MAX_ERROR_LENGTH = 500
 USER_AGENT = f"NovelTaskManager-Webhooks/{__version__}"
+ABANDONED = "the sender stopped before recording an answer (its lease ran out)"
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def _table(model: Any) -> Table:
@@ -132,6 +134,16 @@ _FINISH = (
     )
 )
 _LOG_ATTEMPT = insert(_ATTEMPTS)
+_LAST_LOGGED = (
+    select(_ATTEMPTS.c.delivery_id, func.max(_ATTEMPTS.c.attempt).label("last"))
+    .where(_ATTEMPTS.c.delivery_id.in_(bindparam("ids", expanding=True)))
+    .group_by(_ATTEMPTS.c.delivery_id)
+)
+_FINISHED_BEFORE = DELIVERIES.c.finished_at < bindparam("before")
+_PRUNE_ATTEMPTS = delete(_ATTEMPTS).where(
+    _ATTEMPTS.c.delivery_id.in_(select(DELIVERIES.c.id).where(_FINISHED_BEFORE))
+)
+_PRUNE = delete(DELIVERIES).where(_FINISHED_BEFORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +214,9 @@ async def claim(
             return []
         found = await session.execute(_SIGNING_SECRETS, {"ids": [row.id for row in rows]})
         secrets: dict[int, str | None] = {row.id: row.secret for row in found}
+        retried = [(row.id, row.attempts) for row in rows if row.attempts > 1]
+        if retried:
+            await _log_abandoned(session, retried, now)
     return [
         Claimed(
             id=row.id,
@@ -215,6 +230,43 @@ async def claim(
         )
         for row in rows
     ]
+
+
+async def _log_abandoned(
+    session: AsyncSession, claimed: list[tuple[int, int]], now: datetime
+) -> None:
+    """An attempt row for each earlier attempt of ``claimed`` (delivery id, this attempt's
+    number) that logged none: its sender stopped (the lease ran out) before recording an
+    answer, which the receiver may or may not have had."""
+    logged = dict(
+        (row.delivery_id, row.last)
+        for row in await session.execute(_LAST_LOGGED, {"ids": [id_ for id_, _ in claimed]})
+    )
+    missing = [
+        {
+            "delivery_id": delivery_id,
+            "attempt": attempt,
+            "started_at": now,
+            "duration_ms": 0,
+            "status_code": None,
+            "error": ABANDONED,
+            "outcome": "abandoned",
+        }
+        for delivery_id, current in claimed
+        for attempt in range(logged.get(delivery_id, 0) + 1, current)
+    ]
+    if missing:
+        await session.execute(_LOG_ATTEMPT, missing)
+
+
+async def prune(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Delete deliveries finished more than ``RESULT_TTL_DAYS`` ago, with their attempts.
+    The number of deliveries deleted."""
+    before = utcnow() - timedelta(days=settings.result_ttl_days)
+    async with sessions() as session, session.begin():
+        await session.execute(_PRUNE_ATTEMPTS, {"before": before})
+        result = await session.execute(_PRUNE, {"before": before})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def send(client: httpx.AsyncClient, settings: Settings, claimed: Claimed) -> Outcome:
@@ -354,6 +406,7 @@ class DeliveryLoop:
         self._stopping = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
+        self._pruned_at = 0.0
 
     def _on_event(self, event: TaskEvent) -> None:
         if TaskStatus(event.status).is_terminal:
@@ -418,9 +471,20 @@ class DeliveryLoop:
         except Exception:  # the database went away: the lease brings it back
             log.exception("webhook_delivery_error", delivery_id=claimed.id)
 
+    async def _prune_now_and_then(self) -> None:
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = time.monotonic()
+        try:
+            if removed := await prune(self.sessions, self.settings):
+                log.info("webhook_deliveries_pruned", deliveries=removed)
+        except Exception:
+            log.exception("webhook_prune_error")
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
+            await self._prune_now_and_then()
             free = self.settings.webhook_concurrency - len(self._sending)
             claimed: list[Claimed] = []
             if free > 0:

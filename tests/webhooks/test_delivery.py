@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -267,7 +268,38 @@ async def test_a_sender_that_died_mid_flight_is_replaced_with_the_same_webhook_i
         row = (await session.execute(select(WebhookDelivery))).scalar_one()
     assert (row.status, row.attempts) == ("delivered", 2)
     [logged] = await deliveries(client, headers, endpoint["id"])
-    assert [a["attempt"] for a in logged["attempt_log"]] == [1, 2]
+    assert [(a["attempt"], a["outcome"]) for a in logged["attempt_log"]] == [
+        (1, "abandoned"), (1, "delivered"), (2, "delivered"),  # the dead sender's late report
+    ]  # fmt: skip
+    assert logged["attempt_log"][0]["error"] == delivery.ABANDONED
+
+
+async def test_finished_deliveries_are_pruned_after_the_result_ttl(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, headers: dict[str, str],
+    upload: Upload, receiver: Receiver,
+) -> None:  # fmt: skip
+    await create_endpoint(client, headers, receiver.url(), "task.cancelled")
+    for _ in range(2):
+        task_id = (await upload("noop")).json()["id"]
+        await client.patch(f"{API}/tasks/{task_id}", json={"status": "cancelled"}, headers=headers)
+    sessions = app_sessions(app)
+    async with sessions() as session:
+        first = (
+            (await session.execute(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+            .scalars()
+            .first()
+        )
+        assert first is not None
+        first_id = first.id
+    await delivery_loop(app, settings).run_until_idle()
+    async with sessions() as session, session.begin():
+        old = await session.get(WebhookDelivery, first_id)
+        assert old is not None
+        old.finished_at = utcnow() - timedelta(days=settings.result_ttl_days, seconds=1)
+    assert await delivery.prune(sessions, settings) == 1
+    left = await deliveries(client, headers)
+    assert [d["id"] for d in left] == [first_id + 1]
+    assert len(left[0]["attempt_log"]) == 1
 
 
 async def test_the_running_loop_delivers_on_its_own(
