@@ -129,7 +129,9 @@ _CLAIM_QUEUE = (
     )
     .returning(QUEUE.c.task_id)
 )
-_UPLOAD_PATHS = select(_FILES.c.task_id, _FILES.c.storage_path).where(
+_UPLOAD_PATHS = select(
+    _FILES.c.task_id, _FILES.c.storage_type, _FILES.c.storage_path, _FILES.c.storage_bucket
+).where(
     _FILES.c.task_id.in_(bindparam("ids", expanding=True)),
     _FILES.c.kind == FileKind.UPLOAD,
 )
@@ -363,8 +365,10 @@ async def claim(
         if not started:
             return []
         ids = [row.id for row in started]
-        uploads: dict[str, str] = {
-            row.task_id: row.storage_path
+        uploads: dict[str, str] = {  # where each upload is: storage.Stored.locator
+            row.task_id: storage.Stored.from_row(
+                row.storage_type, row.storage_path, row.storage_bucket
+            ).locator
             for row in await session.execute(_UPLOAD_PATHS, {"ids": ids})
         }
         await session.execute(
@@ -431,7 +435,6 @@ async def complete(
     """
     now = utcnow()
     expires = now + timedelta(days=settings.result_ttl_days)
-    result_dir = storage.results_dir(settings.upload_dir, claimed.task_id)
     first = output.files[0].name if output.files else None
     task_id = claimed.task_id
     async with sessions() as session, session.begin():
@@ -442,18 +445,22 @@ async def complete(
         )  # fmt: skip
         if row is None:
             return False
+        published: list[storage.Stored] = []
         try:
             files = []
             for produced in output.files:
-                target = result_dir / produced.name
-                await storage.move(attempt_dir / produced.name, target)
-                size, checksum = await anyio.to_thread.run_sync(_file_facts, target)
+                source = attempt_dir / produced.name
+                size, checksum = await anyio.to_thread.run_sync(_file_facts, source)
+                stored = await storage.publish_result(settings, task_id, source, produced.name)
+                published.append(stored)
                 files.append(
                     {
                         "task_id": task_id,
                         "kind": FileKind.RESULT,
                         "name": produced.name,
-                        "storage_path": storage.relative(settings.upload_dir, target),
+                        "storage_type": stored.backend,
+                        "storage_bucket": stored.bucket,
+                        "storage_path": stored.key,
                         "size": size,
                         "content_type": produced.content_type,
                         "checksum": checksum,
@@ -468,9 +475,7 @@ async def complete(
                 {
                     "task_id": task_id,
                     "attempt": claimed.attempt,
-                    "result_file_path": (
-                        storage.relative(settings.upload_dir, result_dir / first) if first else None
-                    ),
+                    "result_file_path": published[0].key if published else None,
                     "summary": output.summary,
                     "quality_score": output.quality_score,
                     "confidence_score": output.confidence_score,
@@ -481,7 +486,7 @@ async def complete(
             await session.execute(_KEEP_UPLOAD_UNTIL, {"b_task_id": task_id, "expires": expires})
             await session.execute(DEQUEUE, {"b_task_id": task_id})
         except BaseException:
-            await storage.remove(result_dir)
+            await storage.remove_results(settings, task_id, published)
             raise
     return True
 
