@@ -13,10 +13,9 @@ under ``CI=true``, where they fail.
 
 File storage: a test that takes the ``storage`` fixture runs once per storage
 backend (``--storage``, default ``local,s3``); every other test stores its files
-where ``TEST_STORAGE`` says (default ``local``; ``TEST_STORAGE=s3`` runs a suite
-against the bucket). The bucket is moto's S3 server on loopback, started once
-per session when a test first needs it and stopped by its PID, with a new bucket
-per test (``tests/s3.py``).
+locally (many look at ``UPLOAD_DIR`` itself). The bucket is moto's S3 server on
+loopback, started once per session when a test first needs it and stopped by
+its PID, with a new bucket per test (``tests/s3.py``).
 """
 
 from __future__ import annotations
@@ -203,13 +202,9 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The settings of this test's storage backend (the ``storage`` parameter, else
-    ``TEST_STORAGE``): nothing for local, a new bucket for s3."""
-    if "storage" in request.fixturenames:
-        chosen = request.getfixturevalue("storage")
-    else:
-        chosen = os.environ.get("TEST_STORAGE", "local")
-    if chosen == "local":
+    """The settings of this test's storage backend (its ``storage`` parameter, else
+    local): nothing for local, a new bucket for s3."""
+    if "storage" not in request.fixturenames or request.getfixturevalue("storage") == "local":
         return {}
     return s3_settings(request.getfixturevalue("s3_server"))
 

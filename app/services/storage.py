@@ -602,7 +602,12 @@ def open_stored(settings: Settings, stored: Stored) -> Iterator[bytes]:
         yield from result.stream(min_chunk_size=64 * 1024)
 
 
+PROBE_SECONDS = 5.0
+
+
 async def probe_bucket(settings: Settings) -> None:
-    """Raise unless the bucket answers (a HEAD of a key nobody writes: 404 is an answer)."""
+    """Raise unless the bucket answers within ``PROBE_SECONDS`` (a HEAD of a key nobody
+    writes: 404 is an answer), so a health check never waits for every retry."""
     with contextlib.suppress(FileNotFoundError), _object_errors("be reached"):
-        await obstore.head_async(object_store(settings), object_key(settings, ".health"))
+        async with asyncio.timeout(min(PROBE_SECONDS, settings.s3_timeout_seconds)):
+            await obstore.head_async(object_store(settings), object_key(settings, ".health"))
