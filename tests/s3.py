@@ -140,7 +140,15 @@ class CutOffProxy:
                 asyncio.start_server(self._accept, "127.0.0.1", self.port)
             )
             ready.set()
-            self._loop.run_forever()
+            try:
+                self._loop.run_forever()
+                pending = asyncio.all_tasks(self._loop)
+                for task in pending:
+                    task.cancel()
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self._loop.run_until_complete(self._server.wait_closed())
+            finally:
+                self._loop.close()
 
         self._thread = threading.Thread(target=run, name="s3-proxy", daemon=True)
         self._thread.start()
