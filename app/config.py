@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from limits import parse_many
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "change-me-in-production-this-is-not-a-secret"  # noqa: S105
@@ -30,6 +30,35 @@ def _split_list(value: object) -> object:
             return json.loads(text)
         return [item.strip() for item in text.split(",") if item.strip()]
     return value
+
+
+class RemoteProcessorSettings(BaseModel):
+    """One remote (``http``) processor: the HTTP service it hands manuscripts to.
+
+    See ``app/processors/remote.py`` for the protocol the service speaks.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    url: HttpUrl
+    """Where a manuscript is submitted (POST); jobs are then read at ``<url>/<job id>``."""
+    headers: dict[str, str] = {}
+    """Sent with every request to the service's origin, e.g. ``{"Authorization": "Bearer …"}``."""
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Per request: a response (or the next chunk of one) that takes longer is a transient error."""
+    job_timeout_seconds: float = Field(default=3600.0, gt=0)
+    """How long a submitted job may take on the service before the attempt gives up (retryable)."""
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    retry_attempts: int = Field(default=4, ge=1, le=20)
+    """Tries per request on a transient error (timeout, connection error, 5xx, 408, 429)."""
+    retry_initial_seconds: float = Field(default=0.5, ge=0)
+    retry_max_seconds: float = Field(default=10.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failed requests that open the circuit (calls then fail at once)."""
+    breaker_reset_seconds: float = Field(default=60.0, gt=0)
+    """How long the circuit stays open before one trial request is let through."""
+    max_result_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
 
 
 class Settings(BaseSettings):
@@ -80,10 +109,28 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=5.0, gt=0)
     task_retry_backoff_seconds: float = Field(default=2.0, ge=0)
     processors: Annotated[dict[str, str], NoDecode] = {}
+    remote_processors: dict[str, RemoteProcessorSettings] = {}
+    """Processors run by an HTTP service, by name (JSON); each is registered under its name."""
     processor_memory_limit_mb: int = Field(default=2048, ge=0)
     """Address-space limit of each CPU-bound attempt's process (RLIMIT_AS); 0 = none."""
     worker_stall_seconds: float = Field(default=10.0, gt=0)
     """/health is unhealthy when a pool had a free slot and due work waited this long."""
+
+    webhook_allow_private: bool = False
+    """Deliver webhooks to loopback, private, link-local and metadata addresses (local
+    development and tests only: otherwise a user could make the server call inside)."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long a delivery is retried before it is marked failed."""
+    webhook_backoff_seconds: float = Field(default=5.0, ge=0)
+    """First retry delay; doubles per attempt, with jitter, capped at an hour."""
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
+    webhook_concurrency: int = Field(default=4, ge=1, le=100)
+    """Deliveries one worker process sends at once."""
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    """A delivery being sent whose sender died is taken again after this long."""
+    webhook_follow_redirects: bool = False
+    """Follow up to 5 redirects (each target checked like the first); off: a 3xx fails."""
 
     rate_limit: str = "100/minute"
     login_rate_limit: str = "10/minute"
@@ -162,6 +209,16 @@ class Settings(BaseSettings):
         """``novels``, ``/novels/`` and ``novels/`` are one prefix: ``novels/``."""
         value = value.strip().strip("/")
         return f"{value}/" if value else ""
+
+    @model_validator(mode="after")
+    def _register_remote_processors(self) -> Settings:
+        from app.processors.registry import BUILT_IN
+
+        for name in self.remote_processors:
+            if not name or name in BUILT_IN:
+                raise ValueError(f"REMOTE_PROCESSORS: {name!r} is not a free processor name")
+            self.processors.setdefault(name, f"app.processors.remote:remote:{name}")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

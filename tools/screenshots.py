@@ -4,14 +4,20 @@ Starts the service on a temp SQLite database (as the browser tests do), fills
 it with a few manuscripts from ``tests/data/corpus`` (or generated text when
 the corpus is absent), and saves PNGs of the main views under
 ``docs/screenshots/``: sign-in, the task list with live progress, a task's
-page and its report's charts, the statistics, and the task list at phone width.
+page and its report's charts, the statistics, the task list at phone width,
+and the API keys, projects, users and operations screens.
 """
 
 from __future__ import annotations
 
+import math
+import random
+import sqlite3
 import sys
 import tempfile
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,8 @@ if str(ROOT) not in sys.path:  # run as a script: ``python tools/screenshots.py`
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from tests.e2e.server import (  # noqa: E402
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
     CHROMIUM,
     CHROMIUM_ARGS,
     USER_PASSWORD,
@@ -69,6 +77,9 @@ def wait_for(server: Server, task_id: str, *statuses: str, within: float = 120) 
 def arrange(server: Server) -> str:
     """Completed, cancelled, running and queued tasks; returns a completed task's id."""
     server.create_user(EMAIL)
+    for name, description in (("Sea stories", "Voyages and whales"), ("Classics", "")):
+        server.api("POST", "/projects", EMAIL, json={"name": name, "description": description})
+    server.api("POST", "/auth/api-keys", EMAIL, json={"name": "nightly import"})
     alice = upload(server, "alice_in_wonderland.en.md", manuscript("alice_in_wonderland.en.md", 12))
     pride = upload(
         server, "pride_and_prejudice.en.utf8.txt", manuscript("pride_and_prejudice.en.utf8.txt", 20)
@@ -86,10 +97,75 @@ def arrange(server: Server) -> str:
     return alice
 
 
-def sign_in(page: Page, server: Server) -> None:
+def busy_hour(server: Server) -> None:
+    """Waves of quick tasks, a few failures and slower ones, for the operations charts."""
+    server.create_user("team@example.com")
+    for wave in range(6):
+        files = [
+            ("files", (f"note-{wave}-{i}.txt", f"Note {wave}.{i}\n".encode(), "text/plain"))
+            for i in range(4 + 3 * wave)
+        ]
+        server.api("POST", "/tasks/batch", "team@example.com", files=files,
+                   data={"processor": "noop"}).raise_for_status()  # fmt: skip
+        if wave % 2:
+            files = [("files", (f"draft-{wave}.txt", f"Draft {wave}\n".encode(), "text/plain"))]
+            server.api("POST", "/tasks/batch", "team@example.com", files=files,
+                       data={"processor": "fails_once"}).raise_for_status()  # fmt: skip
+        files = [("files", (f"chapter-{wave}.txt", b"A chapter.\n", "text/plain"))]
+        server.api("POST", "/tasks/batch", "team@example.com", files=files,
+                   data={"processor": "paced"}).raise_for_status()  # fmt: skip
+        time.sleep(2)
+
+
+def seed_history(database: Path, email: str) -> None:
+    """An hour of finished tasks written straight into the database (the screenshot's
+    history: a tool cannot wait an hour), uploaded, started and finished minute by
+    minute with a busy spell and a few failures."""
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = []
+    random.seed(7)
+    with sqlite3.connect(database) as db:
+        (owner,) = db.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+        for minute in range(59, 1, -1):
+            busy = 1 + 0.8 * math.sin(minute / 6) + (2.5 if 18 <= minute <= 26 else 0)
+            for n in range(int(6 * busy)):
+                uploaded = now - timedelta(minutes=minute, seconds=random.uniform(0, 59))
+                wait = random.uniform(0.5, 4 if busy < 3 else 70)
+                started = uploaded + timedelta(seconds=wait)
+                done = started + timedelta(seconds=random.uniform(2, 9))
+                status = "failed" if n % 17 == 3 else "completed"
+                rows.append(
+                    (
+                        str(uuid.uuid4()),
+                        owner,
+                        f"history-{minute}-{n}.txt",
+                        1000,
+                        "text/plain",
+                        "sha256:00",
+                        status,
+                        100 if status == "completed" else 0,
+                        "done" if status == "completed" else "failed",
+                        "analyze",
+                        uploaded.strftime(stamp),
+                        started.strftime(stamp),
+                        done.strftime(stamp),
+                        done.strftime(stamp),
+                    )
+                )
+        db.executemany(
+            "INSERT INTO tasks (id, owner_id, file_name, file_size, file_type, checksum, status,"
+            " progress, stage, processor, priority, retry_count, max_retries, attempt, event_seq,"
+            " uploaded_at, started_at, completed_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 5, 0, 3, 1, 3, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def sign_in(page: Page, server: Server, email: str = EMAIL, password: str = USER_PASSWORD) -> None:
     page.goto(server.base_url + "/")
-    page.get_by_label("Email", exact=True).fill(EMAIL)
-    page.get_by_label("Password", exact=True).fill(USER_PASSWORD)
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.locator("#live-status[data-state='live']").wait_for()
 
@@ -115,7 +191,9 @@ def main() -> None:
         page.locator("#task-table tbody tr").nth(5).wait_for()
         expect(page.locator("tr[data-status='processing']").first).to_be_visible()
         time.sleep(4)  # let the running tasks move along
+        page.get_by_label("Select first-draft.txt").check()
         page.screenshot(path=OUT / "tasks.png", full_page=True, animations="disabled")
+        page.get_by_label("Select first-draft.txt").uncheck()
 
         page.goto(f"{server.base_url}/#/tasks/{alice}")
         page.locator("#report-figures").wait_for()
@@ -131,6 +209,32 @@ def main() -> None:
         page.goto(f"{server.base_url}/#/statistics")
         page.locator("#stat-total").wait_for()
         page.screenshot(path=OUT / "statistics.png", full_page=True, animations="disabled")
+
+        page.goto(f"{server.base_url}/#/projects")
+        page.locator("#project-table tbody tr").nth(1).wait_for()
+        page.screenshot(path=OUT / "projects.png", animations="disabled")
+
+        page.goto(f"{server.base_url}/#/keys")
+        page.locator("#key-table tbody tr").first.wait_for()
+        page.get_by_label("Name", exact=True).fill("spreadsheet export")
+        page.get_by_role("button", name="Create key").click()
+        page.locator("#new-key-secret").wait_for()
+        page.locator("#key-table tbody tr").nth(1).wait_for()
+        page.screenshot(path=OUT / "keys.png", animations="disabled")
+
+        busy_hour(server)
+        seed_history(Path(temp) / "service.db", "team@example.com")
+        admin = desktop.new_page()
+        sign_in(admin, server, ADMIN_EMAIL, ADMIN_PASSWORD)
+        admin.goto(f"{server.base_url}/#/users")
+        admin.locator("#user-table tbody tr").nth(2).wait_for()
+        admin.screenshot(path=OUT / "users.png", animations="disabled")
+        admin.goto(f"{server.base_url}/#/operations")
+        admin.locator("#ops-workers tbody tr").first.wait_for()
+        admin.locator("#chart-latency").wait_for()
+        time.sleep(5)  # one more refresh with the last tasks in
+        admin.mouse.move(0, 0)
+        admin.screenshot(path=OUT / "operations.png", full_page=True, animations="disabled")
 
         phone = browser.new_context(
             viewport={"width": 390, "height": 844}, is_mobile=True, locale="en-GB"

@@ -1,7 +1,7 @@
 """file storage backends: each file row records its backend, bucket and key
 
 Revision ID: 5b8e3c1d7f20
-Revises: 7c1f0d2a9b4e
+Revises: b4d9e6a1c2f3
 Create Date: 2026-11-27 19:00:00.000000
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "5b8e3c1d7f20"
-down_revision: str | Sequence[str] | None = "7c1f0d2a9b4e"
+down_revision: str | Sequence[str] | None = "b4d9e6a1c2f3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

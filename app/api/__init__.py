@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import auth, batches, live, projects, tasks, users
+from app.api import auth, batches, live, operations, processors, projects, tasks, users, workers
 from app.api.responses import problems
 
 # Any /api/v1 operation may answer these (the gate's 401 and 429, the NUL guard's 422,
@@ -14,5 +14,8 @@ api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(live.router)
 api_router.include_router(tasks.router)
+api_router.include_router(operations.router)
 api_router.include_router(batches.router)
 api_router.include_router(projects.router)
+api_router.include_router(processors.router)
+api_router.include_router(workers.router)

@@ -32,6 +32,15 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class DeliveryStatus(StrEnum):
+    """A webhook delivery's state (``app.models.webhook``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class FileKind(StrEnum):
     UPLOAD = "upload"
     RESULT = "result"

@@ -30,4 +30,6 @@ class Batch(Base):
     project_id: Mapped[str | None] = mapped_column(
         ForeignKey("projects.id", ondelete="SET NULL"), index=True
     )
+    # where batch.completed (and its tasks' final events) are also sent (app.webhooks)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = created_at_column()

@@ -69,6 +69,8 @@ class Task(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str | None] = mapped_column(Text)
     result_url: Mapped[str | None] = mapped_column(String(500))
+    # where this task's final events are also sent (app.webhooks)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # sha256 of what the key was first sent with (files, names, options): a reuse
     # of the key for anything else is refused (services.tasks.request_fingerprint)

@@ -3,8 +3,11 @@
 A processor is a pure function of an input file and a progress callback: it
 reads ``input_path``, writes its result files into ``output_dir`` (which
 exists and is empty), reports progress through ``progress(percent, stage)``
-and returns a :class:`ProcessorOutput`. It never touches the database or the
-network; the worker pool does that around it.
+and returns a :class:`ProcessorOutput`. It never touches the database; the
+worker pool does that around it. Nor does it use the network, with one kind
+of exception: remote processors (``app/processors/remote.py``), whose work *is*
+a call to another service; they run in a thread of the worker so that their
+circuit breaker outlives one attempt.
 
 Errors::
 

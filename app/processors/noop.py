@@ -9,6 +9,7 @@ from app.processors.base import ProcessorOutput, ProgressCallback
 
 class NoopProcessor:
     name = "noop"
+    description = "Completes at once and writes no files (benchmarks and smoke checks)"
     cpu_bound = False
 
     def run(

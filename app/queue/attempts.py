@@ -36,6 +36,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.processors.base import ProcessorOutput
 from app.services import storage
+from app.webhooks import outbox
 
 MAX_BACKOFF_SECONDS = 300.0
 _EVENT_COLUMNS = (
@@ -286,8 +287,8 @@ async def transition(
     here: progress, completion, retry, failure, hand-back and reclaim (the user's
     transitions go through ``user_transition``, the same way). ``now`` may be
     given among ``parameters`` (the transition's time); it defaults to the present."""
-    owned = {"b_task_id": task_id, "b_attempt": attempt, "now": utcnow()}
-    return await _apply(session, statement, {**owned, **parameters}, log)
+    [row] = await transitions(session, statement, [(task_id, attempt, log, parameters)])
+    return row
 
 
 async def user_transition(
@@ -311,6 +312,30 @@ async def user_transition(
     )  # fmt: skip
 
 
+async def transitions(
+    session: AsyncSession,
+    statement: Any,
+    changes: list[tuple[str, int, dict[str, Any] | None, dict[str, Any]]],
+) -> list[Row[*tuple[Any, ...]] | None]:
+    """``transition`` for several attempts in one transaction: ``changes`` holds each
+    one's task id, attempt, log row and parameters. The fenced UPDATEs run one by one
+    (each row stays locked until commit), then the log rows of those that matched are
+    written in one INSERT and their events queued with one NOTIFY. The rows, in order,
+    None where the attempt no longer owned its task."""
+    now = utcnow()
+    rows: list[Row[*tuple[Any, ...]] | None] = []
+    for task_id, attempt, _log, parameters in changes:
+        bound = {"b_task_id": task_id, "b_attempt": attempt, "now": now, **parameters}
+        rows.append((await session.execute(statement, bound)).first())
+    kept = [(row, change[2]) for row, change in zip(rows, changes, strict=True) if row is not None]
+    logs = [log for _row, log in kept if log is not None]
+    if logs:
+        await session.execute(_INSERT_LOG, logs)
+    await publish_events(session, [TaskEvent.from_task(row) for row, _log in kept])
+    await outbox.record(session, rows)  # the webhooks of those now final, if any
+    return rows
+
+
 async def _apply(
     session: AsyncSession,
     statement: Any,
@@ -326,6 +351,7 @@ async def _apply(
         await session.execute(_INSERT_LOG, log(row) if callable(log) else log)
     if event:
         await publish_event(session, TaskEvent.from_task(row))
+    await outbox.record(session, [row])  # the webhooks of a cancel, if any
     return row
 
 
@@ -428,67 +454,105 @@ async def complete(
     output: ProcessorOutput,
     attempt_dir: Path,
 ) -> bool:
-    """Publish the attempt's files and result, fenced: False (and nothing written) if fenced out.
+    """Publish one attempt's files and result: ``complete_many`` of one."""
+    [done] = await complete_many(sessions, settings, [(claimed, output, attempt_dir)])
+    return done
 
-    The fenced UPDATE comes first, so the row stays locked (PostgreSQL) or the
-    database write-locked (SQLite) while files move into ``results/``.
+
+async def complete_many(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    finished: list[tuple[Claimed, ProcessorOutput, Path]],
+) -> list[bool]:
+    """Publish the files and results of several finished attempts in one transaction,
+    each fenced: False (and nothing written for it) where an attempt was fenced out.
+
+    The fenced UPDATEs come first, so the rows stay locked (PostgreSQL) or the
+    database write-locked (SQLite) while files move into ``results/``. If a move
+    fails (``OSError``), the whole transaction rolls back, the files already moved
+    go back to their attempt directories (so each attempt can be completed again
+    on its own) and the error is raised: nothing of any attempt was kept.
     """
     now = utcnow()
     expires = now + timedelta(days=settings.result_ttl_days)
-    first = output.files[0].name if output.files else None
-    task_id = claimed.task_id
+    changes: list[tuple[str, int, dict[str, Any] | None, dict[str, Any]]] = []
+    for claimed, output, _ in finished:
+        first = output.files[0].name if output.files else None
+        url = storage.file_url(claimed.task_id, first) if first else None
+        log = _log_row(claimed.task_id, claimed.attempt, "Completed")
+        changes.append((claimed.task_id, claimed.attempt, log, {"b_result_url": url}))
+    moved: list[tuple[Path, Path]] = []
+    uploaded: list[storage.Stored] = []  # STORAGE_BACKEND=s3: put in the bucket
     async with sessions() as session, session.begin():
-        row = await transition(
-            session, _COMPLETE, task_id, claimed.attempt,
-            _log_row(task_id, claimed.attempt, "Completed"),
-            b_result_url=storage.file_url(task_id, first) if first else None, now=now,
-        )  # fmt: skip
-        if row is None:
-            return False
-        published: list[storage.Stored] = []
+        rows = await transitions(session, _COMPLETE, changes)
+        owned = [item for item, row in zip(finished, rows, strict=True) if row is not None]
+        if not owned:
+            return [False] * len(finished)
+        files: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = []
         try:
-            files = []
-            for produced in output.files:
-                source = attempt_dir / produced.name
-                size, checksum = await anyio.to_thread.run_sync(_file_facts, source)
-                stored = await storage.publish_result(settings, task_id, source, produced.name)
-                published.append(stored)
-                files.append(
+            for claimed, output, attempt_dir in owned:
+                published: list[storage.Stored] = []
+                for produced in output.files:
+                    source = attempt_dir / produced.name
+                    size, checksum = await anyio.to_thread.run_sync(_file_facts, source)
+                    stored = await storage.publish_result(
+                        settings, claimed.task_id, source, produced.name
+                    )
+                    published.append(stored)
+                    if stored.backend == storage.LOCAL:
+                        moved.append((source, storage.local_path(settings, stored)))
+                    else:
+                        uploaded.append(stored)
+                    files.append(
+                        {
+                            "task_id": claimed.task_id,
+                            "kind": FileKind.RESULT,
+                            "name": produced.name,
+                            "storage_type": stored.backend,
+                            "storage_bucket": stored.bucket,
+                            "storage_path": stored.key,
+                            "size": size,
+                            "content_type": produced.content_type,
+                            "checksum": checksum,
+                            "created_at": now,
+                            "expires_at": expires,
+                        }
+                    )
+                results.append(
                     {
-                        "task_id": task_id,
-                        "kind": FileKind.RESULT,
-                        "name": produced.name,
-                        "storage_type": stored.backend,
-                        "storage_bucket": stored.bucket,
-                        "storage_path": stored.key,
-                        "size": size,
-                        "content_type": produced.content_type,
-                        "checksum": checksum,
+                        "task_id": claimed.task_id,
+                        "attempt": claimed.attempt,
+                        "result_file_path": published[0].key if published else None,
+                        "summary": output.summary,
+                        "quality_score": output.quality_score,
+                        "confidence_score": output.confidence_score,
+                        "metrics": output.metrics,
                         "created_at": now,
-                        "expires_at": expires,
                     }
                 )
             if files:
                 await session.execute(_INSERT_FILE, files)
-            await session.execute(
-                _INSERT_RESULT,
-                {
-                    "task_id": task_id,
-                    "attempt": claimed.attempt,
-                    "result_file_path": published[0].key if published else None,
-                    "summary": output.summary,
-                    "quality_score": output.quality_score,
-                    "confidence_score": output.confidence_score,
-                    "metrics": output.metrics,
-                    "created_at": now,
-                },
-            )
-            await session.execute(_KEEP_UPLOAD_UNTIL, {"b_task_id": task_id, "expires": expires})
-            await session.execute(DEQUEUE, {"b_task_id": task_id})
+            await session.execute(_INSERT_RESULT, results)
+            done = [{"b_task_id": claimed.task_id, "expires": expires} for claimed, _, _ in owned]
+            await session.execute(_KEEP_UPLOAD_UNTIL, done)
+            await session.execute(DEQUEUE, [{"b_task_id": item["b_task_id"]} for item in done])
         except BaseException:
-            await storage.remove_results(settings, task_id, published)
+            await _put_back(moved)
+            await storage.remove_uploaded(settings, uploaded)  # their sources stay in place
             raise
-    return True
+    return [row is not None for row in rows]
+
+
+async def _put_back(moved: list[tuple[Path, Path]]) -> None:
+    """Undo the moves of a completion that was not kept: each file back to its attempt
+    directory (or, if that fails too, removed), then the emptied results directories."""
+    for source, target in reversed(moved):
+        try:
+            await storage.move(target, source)
+        except OSError:
+            await storage.remove(target)
+    await storage.remove(*{target.parent for _, target in moved})
 
 
 async def fail(

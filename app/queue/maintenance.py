@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.log import get_logger
-from app.models import FileStorage, Task, TaskQueue, TaskStatus, Worker
+from app.models import FileStorage, TaskStatus, Worker
 from app.models.base import utcnow
 from app.queue.attempts import (
     DEQUEUE,
@@ -145,8 +145,8 @@ async def reclaim_expired(
     expired = (
         (
             await session.execute(
-                select(TaskQueue.task_id)
-                .where(TaskQueue.worker_id.is_not(None), TaskQueue.locked_until < now)
+                select(QUEUE.c.task_id)
+                .where(QUEUE.c.worker_id.is_not(None), QUEUE.c.locked_until < now)
                 .with_for_update(skip_locked=True)
             )
         )
@@ -269,9 +269,9 @@ async def sweep_attempt_dirs(
         chunk = found[start : start + SWEEP_CHUNK]
         async with sessions() as session:
             rows = await session.execute(
-                select(Task.id, Task.attempt).where(
-                    Task.id.in_({task_id for task_id, _, _ in chunk}),
-                    Task.status == TaskStatus.PROCESSING,
+                select(TASKS.c.id, TASKS.c.attempt).where(
+                    TASKS.c.id.in_({task_id for task_id, _, _ in chunk}),
+                    TASKS.c.status == TaskStatus.PROCESSING,
                 )
             )
             current = {(task_id, attempt) for task_id, attempt in rows.all()}
@@ -287,8 +287,8 @@ async def sweep_attempt_dirs(
 
 async def oldest_due_at(session: AsyncSession) -> datetime | None:
     """When the longest-waiting claimable task became due (unclaimed, ``available_at`` past)."""
-    query = select(func.min(TaskQueue.available_at)).where(
-        TaskQueue.worker_id.is_(None), TaskQueue.available_at <= utcnow()
+    query = select(func.min(QUEUE.c.available_at)).where(
+        QUEUE.c.worker_id.is_(None), QUEUE.c.available_at <= utcnow()
     )
     value: datetime | None = (await session.execute(query)).scalar_one()
     return value

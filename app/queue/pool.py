@@ -38,7 +38,7 @@ from app.metrics import TASK_DURATION
 from app.models import TaskStatus
 from app.models.base import new_id
 from app.processors import registry
-from app.processors.base import AttemptCancelled, ProcessorError
+from app.processors.base import AttemptCancelled, ProcessorError, ProcessorOutput
 from app.queue import attempts, maintenance
 from app.queue.attempts import Claimed
 from app.queue.runner import ProcessorRunner, start_forkserver
@@ -48,10 +48,20 @@ log = get_logger(__name__)
 CLAIM_COALESCE_SECONDS = 0.002
 """How long a busy pool waits before claiming, to fill several free slots at once."""
 PROGRESS_INTERVAL = 0.25  # at most four progress writes per second per task
+COMPLETION_BATCH = 100
+"""At most this many completions are written in one transaction."""
 FINISH_WAIT_SECONDS = 5.0
 """On shutdown, how long an attempt already writing its outcome may take beyond the grace."""
 
 _live_pools: set[WorkerPool] = set()
+Finished = tuple[Claimed, ProcessorOutput, Path]
+"""An attempt whose processor returned: what it claimed, produced, and where."""
+
+
+def _retrieve(future: asyncio.Future[bool]) -> None:
+    """Mark a completion's error as seen: its attempt may have stopped waiting for it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def live_pools() -> list[WorkerPool]:
@@ -104,6 +114,8 @@ class WorkerPool:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._leftovers = False  # an attempt directory could not be removed: sweep again
+        self._finished: list[tuple[Finished, asyncio.Future[bool]]] = []  # to complete
+        self._completion_writer: asyncio.Task[Any] | None = None
         self.last_claim_at = self._last_release_at = time.monotonic()
         self._runner = ProcessorRunner(
             settings.processors, memory_limit_mb=settings.processor_memory_limit_mb
@@ -132,6 +144,7 @@ class WorkerPool:
         self._stopping.set()
         self._wake.set()
         _live_pools.discard(self)
+        await self._end_claiming()
         running = self._tasks()
         if running:
             log.info("worker_pool_draining", running=len(running), grace=grace)
@@ -174,6 +187,21 @@ class WorkerPool:
             log.warning("unregister_worker_failed", error=type(exc).__name__)
         log.info("worker_pool_stopped", worker_id=self.worker_id)
 
+    async def _end_claiming(self) -> None:
+        """Let the claim loop leave on its own (it sees ``_stopping``), so that a claim
+        already committed registers its attempts, which are then handed back like any
+        other; cancelling it there would strand them in ``processing`` until their
+        lease ran out. A claim that hangs (the database is away) is cancelled after
+        ``FINISH_WAIT_SECONDS``: its transaction rolls back, or its leases run out."""
+        claim_loop = next((loop for loop in self._loops if loop.get_name() == "claim"), None)
+        if claim_loop is None or claim_loop.done():
+            return
+        await asyncio.wait([claim_loop], timeout=FINISH_WAIT_SECONDS)
+        if not claim_loop.done():
+            claim_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claim_loop
+
     def _tasks(self, state: AttemptState | None = None) -> list[asyncio.Task[None]]:
         return [
             a.task
@@ -181,10 +209,11 @@ class WorkerPool:
             if a.task is not None and not a.task.done() and (state is None or a.state is state)
         ]
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _sweep(self) -> bool:
         """Remove stale attempt directories; False when the sweep could not finish."""
@@ -432,9 +461,7 @@ class WorkerPool:
         attempt.state = AttemptState.FINISHING
         await self._flush_progress(attempt)
         try:
-            completed = await attempts.complete(
-                self.sessions, self.settings, claimed, output, attempt_dir
-            )
+            completed = await self._complete((claimed, output, attempt_dir))
         except OSError as exc:  # the results could not be moved into place: nothing was kept
             return await self._failed(attempt, storage.describe_write_error(exc), retryable=True)
         if completed:
@@ -442,6 +469,56 @@ class WorkerPool:
             return "completed"
         log.info("attempt_fenced_out")
         return "fenced_out"
+
+    async def _complete(self, finished: Finished) -> bool:
+        """Write a finished attempt's completion, batched with the others finishing now.
+
+        One writer at a time drains what has finished: while it writes one
+        transaction, the next completions gather for the one after (group commit,
+        with no wait when the pool is quiet). The write goes on even if the
+        attempt is stopped meanwhile, as an unbatched one would have.
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._finished.append((finished, future))
+        if self._completion_writer is None or self._completion_writer.done():
+            self._completion_writer = self._spawn(self._write_completions())
+        return await asyncio.shield(future)
+
+    async def _write_completions(self) -> None:
+        batch: list[tuple[Finished, asyncio.Future[bool]]] = []
+        try:
+            while self._finished:
+                batch = self._finished[:COMPLETION_BATCH]
+                del self._finished[:COMPLETION_BATCH]
+                await self._write_batch(batch)
+        except BaseException:  # cancelled: whoever waits is stopped too, nothing is left hanging
+            for _, future in [*batch, *self._finished]:
+                future.cancel()
+            self._finished.clear()
+            raise
+
+    async def _write_batch(self, batch: list[tuple[Finished, asyncio.Future[bool]]]) -> None:
+        error: Exception | None = None
+        try:
+            outcomes = await attempts.complete_many(
+                self.sessions, self.settings, [finished for finished, _ in batch]
+            )
+        except OSError as exc:
+            if len(batch) > 1:  # one attempt's files would not move: the others on their own
+                for one in batch:
+                    await self._write_batch([one])
+                return
+            outcomes, error = [], exc
+        except Exception as exc:  # the database: each attempt meets it as if alone
+            outcomes, error = [], exc
+        for index, (_, future) in enumerate(batch):
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(outcomes[index])
+            else:
+                future.set_exception(error)
 
     async def _failed(self, attempt: _Attempt, message: str, *, retryable: bool) -> str:
         attempt.state = AttemptState.FINISHING

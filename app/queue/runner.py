@@ -50,6 +50,49 @@ EXIT_WAIT_SECONDS = 5.0
 FORKSERVER_PRELOAD = ["app.queue.forkserver_init"]
 
 
+class _ThreadCache:
+    """Threads for the attempts of thread-run processors, reused when they come back.
+
+    Unlike a pool's fixed set, it never makes an attempt wait: with no idle
+    thread it starts one, so a processor that never returns keeps only its own
+    thread. A thread idle for ``IDLE_SECONDS`` ends. Reuse spares each attempt
+    a thread's creation (the bulk of a quick attempt's cost in the worker).
+    """
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that thread is now spoken for
+                self._work.put(function)
+                return
+        threading.Thread(target=self._serve, args=(function,), name="attempt", daemon=True).start()
+
+    def _serve(self, function: Callable[[], None]) -> None:
+        while True:
+            function()
+            with self._lock:
+                self._idle += 1
+            try:
+                function = self._work.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:  # a submit may have counted on this thread just now
+                    try:
+                        function = self._work.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
+
+_threads = _ThreadCache()
+
+
 class _Spawner:
     """The one thread that starts attempt processes (and, first, the forkserver).
 
@@ -336,8 +379,9 @@ class ProcessorRunner:
     async def _run_in_thread(
         self, key: str, processor: Any, input_path: Path, output_dir: Path, on_progress: OnProgress
     ) -> ProcessorOutput:
-        """Run in a thread of its own (not a shared pool's: one that never returns would
-        hold a token of the pool for ever), abandoned when the attempt is stopped."""
+        """Run in a thread of ``_threads`` (never one of a fixed pool: a processor that
+        never returns would hold a token of the pool for ever), abandoned when the
+        attempt is stopped; the thread returns to the cache when the processor does."""
         loop = asyncio.get_running_loop()
         stopped = self._thread_stops[key] = threading.Event()
         finished: asyncio.Future[tuple[bool, Any]] = loop.create_future()
@@ -357,7 +401,7 @@ class ProcessorRunner:
                     del self._thread_stops[key]
             _call_soon(loop, _resolve, finished, outcome)
 
-        threading.Thread(target=run, name=f"attempt-{key}", daemon=True).start()
+        _threads.submit(run)
         ok, value = await finished
         if not ok:
             raise value

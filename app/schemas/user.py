@@ -23,6 +23,10 @@ class UserCreate(RequestModel):
     role: Literal["admin", "user"] = "user"
 
 
+class UserUpdate(RequestModel):
+    role: Literal["admin", "user"]
+
+
 class TokenRead(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret

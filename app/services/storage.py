@@ -529,12 +529,14 @@ async def publish_result(settings: Settings, task_id: str, source: Path, name: s
     return target
 
 
-async def remove_results(settings: Settings, task_id: str, published: list[Stored]) -> None:
-    """Undo :func:`publish_result` for a completion that did not commit."""
-    if settings.storage_backend == LOCAL:
-        await remove(results_dir(settings.upload_dir, task_id))
-    else:
-        await _delete_objects(settings, settings.s3_bucket, [p.key for p in published])
+async def remove_uploaded(settings: Settings, uploaded: list[Stored]) -> None:
+    """Undo :func:`publish_result` in the bucket for a completion that did not commit (the
+    local backend's moves are undone by moving the files back)."""
+    by_bucket: dict[str | None, list[str]] = {}
+    for stored in uploaded:
+        by_bucket.setdefault(stored.bucket, []).append(stored.key)
+    for bucket, keys in by_bucket.items():
+        await _delete_objects(settings, bucket, keys)
 
 
 # Reading stored files (downloads, archives)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -129,3 +129,35 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: str) -> None
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
+
+
+async def list_users(session: AsyncSession, *, offset: int, limit: int) -> tuple[list[User], int]:
+    """Every user, oldest first (admins only: the route checks)."""
+    total = (await session.execute(select(func.count()).select_from(User))).scalar_one()
+    rows = await session.execute(
+        select(User).order_by(User.created_at, User.id).offset(offset).limit(limit)
+    )
+    return list(rows.scalars()), int(total)
+
+
+async def change_role(session: AsyncSession, user_id: str, role: str) -> User:
+    """Set a user's role; taking it from the last admin is 409 ``last_admin``.
+
+    The admins' rows are locked first (PostgreSQL), so two admins demoting each
+    other at once cannot leave none.
+    """
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found", code="user_not_found")
+    if user.role == Role.ADMIN and role != Role.ADMIN:
+        admins = await session.execute(
+            select(User.id).where(User.role == Role.ADMIN).with_for_update()
+        )
+        if len(admins.all()) <= 1:
+            raise Conflict(
+                f"{user.email} is the last admin: make another user an admin first",
+                code="last_admin",
+            )
+    user.role = role
+    await session.flush()
+    return user

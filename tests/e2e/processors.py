@@ -5,7 +5,8 @@ seen moving; ``steady`` takes ten seconds (screenshots of running tasks);
 ``slow`` runs for a minute, so it can be cancelled while running. They stop at
 the next progress report once their attempt is cancelled.
 
-``reporter`` writes a small ``report.json`` of the shape docs/report-schema.md
+``fails_once`` fails its first attempt for good and succeeds when retried (bulk
+retry). ``reporter`` writes a small ``report.json`` of the shape docs/report-schema.md
 documents for the ``analyze`` processor (schema_version 2, plus ``summary.md``),
 from a naive reading of the text: the dashboard's report view is tested without
 depending on ``analyze``. Whoever follows ``said`` is a character, whatever the
@@ -22,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from app.processors.base import OutputFile, ProcessorOutput, ProgressCallback
+from app.processors.base import OutputFile, PermanentError, ProcessorOutput, ProgressCallback
 
 
 class Paced:
@@ -31,6 +32,7 @@ class Paced:
     def __init__(self, name: str, seconds: float) -> None:
         self.name = name
         self.seconds = seconds
+        self.description = f"Counts the bytes, in ten steps over {seconds:g} seconds (tests)"
 
     def run(
         self, input_path: Path, output_dir: Path, progress: ProgressCallback
@@ -203,6 +205,7 @@ class Reporter:
     """Reports the stages of ``analyze`` over ``seconds``, then writes its report."""
 
     name = "reporter"
+    description = "A small report.json and summary.md of the documented shape (tests)"
     cpu_bound = False
 
     def __init__(self, seconds: float) -> None:
@@ -238,11 +241,35 @@ class Reporter:
         )
 
 
+class FailsOnce:
+    """Fails its first attempt for good (no automatic retry), succeeds once retried by a
+    user: the state is this process's (the e2e server runs its workers in threads)."""
+
+    name = "fails_once"
+    description = "Fails the first time, succeeds when retried (tests)"
+    cpu_bound = False
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        key = input_path.read_bytes().decode("utf-8", "replace")
+        if key not in self.seen:
+            self.seen.add(key)
+            raise PermanentError("This manuscript fails the first time")
+        progress(100, "done")
+        return ProcessorOutput(summary="second time lucky")
+
+
+fails_once = FailsOnce()
 paced = Paced("paced", 2.0)
 steady = Paced("steady", 10.0)
 slow = Paced("slow", 60.0)
 reporter = Reporter(3.0)
 
 PROCESSORS_SETTING = ",".join(
-    f"{name}=tests.e2e.processors:{name}" for name in ("paced", "steady", "slow", "reporter")
+    f"{name}=tests.e2e.processors:{name}"
+    for name in ("paced", "steady", "slow", "reporter", "fails_once")
 )

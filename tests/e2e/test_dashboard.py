@@ -87,7 +87,7 @@ def manuscript(chapters: int = 3) -> str:
 
 
 def upload(page: Page, files: list[dict[str, Any]], processor: str = "analyze") -> None:
-    page.get_by_label("Processor", exact=True).fill(processor)
+    page.get_by_label("Processor", exact=True).select_option(processor)
     page.locator("#file-input").set_input_files(files=files)  # type: ignore[arg-type]
 
 
@@ -219,7 +219,7 @@ def test_files_dropped_on_the_drop_zone_are_uploaded_as_a_batch(
     page: Page, server: Server, user: str
 ) -> None:
     sign_in(page, server, user)
-    page.get_by_label("Processor", exact=True).fill("noop")
+    page.get_by_label("Processor", exact=True).select_option("noop")
     page.locator("#upload-priority").fill("7")
     page.evaluate(DROP_FILES, [["dropped-1.txt", "dropped-2.md"], "Dropped text.\n"])
     expect(page.locator("#upload-message")).to_have_text("Queued 2 files.")

@@ -263,6 +263,38 @@ async def test_stopping_hands_running_tasks_back_without_a_retry(
     ] == "Handed back to the queue: the worker stopped"
 
 
+async def test_stopping_during_a_committed_claim_hands_its_tasks_back(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+    monkeypatch: Any,
+) -> None:  # fmt: skip
+    """A stop that lands after a claim committed but before the claim call returned
+    (the session still closing) must not strand the claimed task in ``processing``."""
+    monkeypatch.setenv("NTM_TEST_SLOW_SECONDS", "20")
+    committed = asyncio.Event()
+    real_claim = attempts.claim
+
+    async def claim_then_linger(*args: Any, **kwargs: Any) -> list[attempts.Claimed]:
+        claimed = await real_claim(*args, **kwargs)
+        if claimed:
+            committed.set()
+            await asyncio.sleep(0.3)  # committed, not yet returned to the pool
+        return claimed
+
+    monkeypatch.setattr(attempts, "claim", claim_then_linger)
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
+    await pool.start()
+    task = await make_task("slow")
+    async with asyncio.timeout(10):
+        await committed.wait()
+    assert (await reload(sessions, task.id)).status == "processing"
+    await pool.stop(grace=0.1)
+    back = await reload(sessions, task.id)
+    assert (back.status, back.retry_count, back.stage) == ("pending", 0, "queued")
+    async with sessions() as session:
+        queued = (await session.execute(select(TaskQueue))).scalar_one()
+        assert (queued.worker_id, queued.locked_until) == (None, None)
+
+
 async def test_workers_register_and_heartbeat(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:

@@ -30,12 +30,12 @@ async def test_a_heartbeat_between_completion_and_clean_up_stops_nothing(
     """
     pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
     seen_lost: list[set[tuple[str, int]]] = []
-    real_complete = attempts.complete
+    real_complete = attempts.complete_many
     real_remove = storage.remove
 
-    async def complete_then_heartbeat(*args: Any, **kwargs: Any) -> bool:
+    async def complete_then_heartbeat(*args: Any, **kwargs: Any) -> list[bool]:
         done = await real_complete(*args, **kwargs)
-        claimed = args[2]
+        [(claimed, _, _)] = args[2]
         # what the database says now: this attempt no longer owns the task...
         seen_lost.append(
             await maintenance.heartbeat(
@@ -57,7 +57,7 @@ async def test_a_heartbeat_between_completion_and_clean_up_stops_nothing(
         stopped.append(key)
         real_stop(key)
 
-    monkeypatch.setattr(attempts, "complete", complete_then_heartbeat)
+    monkeypatch.setattr(attempts, "complete_many", complete_then_heartbeat)
     monkeypatch.setattr(storage, "remove", heartbeat_then_remove)
     monkeypatch.setattr(pool._runner, "stop", record_stop)
     tasks = [await make_task("writer") for _ in range(3)]
@@ -140,6 +140,8 @@ async def test_a_busy_pool_with_short_leases_keeps_all_its_slots(
         async with asyncio.timeout(10):
             while (await reload(sessions, extra.id)).status != "completed":
                 await asyncio.sleep(0.02)
+            while pool.running:  # committed; the attempt is removing its directory
+                await asyncio.sleep(0.01)
         assert len(pool.running) == 0
     finally:
         await pool.stop()

@@ -73,6 +73,10 @@ class AnalyzeProcessor:
     """Analyses a manuscript; see docs/report-schema.md for what it writes."""
 
     name = "analyze"
+    description = (
+        "Chapters, counts, characters, keywords, a summary and a quality score: "
+        "report.json and summary.md"
+    )
     cpu_bound = True
 
     def run(

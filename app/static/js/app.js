@@ -1,13 +1,26 @@
 // The dashboard shell: the session, the hash router and the live connection.
-// Routes: #/ (upload and tasks), #/tasks/{id} (one task), #/statistics.
+// Routes: #/ (upload and tasks), #/tasks/{id} (one task), #/statistics,
+// #/operations, #/projects, #/keys, #/users (admins).
 
 import { api, credential, setUnauthorizedHandler } from "./api.js";
 import { toast } from "./dom.js";
 import { LiveUpdates } from "./live.js";
+import { mountKeys } from "./views/keys.js";
+import { mountOperations } from "./views/operations.js";
+import { mountProjects } from "./views/projects.js";
 import { mountSignIn } from "./views/signin.js";
 import { mountStatistics } from "./views/stats.js";
 import { mountTask } from "./views/task.js";
 import { mountTasks, resetTaskQuery } from "./views/tasks.js";
+import { mountUsers } from "./views/users.js";
+
+const VIEWS = {
+  statistics: mountStatistics,
+  operations: mountOperations,
+  projects: mountProjects,
+  keys: mountKeys,
+  users: mountUsers,
+};
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -47,7 +60,8 @@ function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const task = hash.match(/^\/tasks\/([^/?]+)$/);
   if (task) return { name: "task", id: decodeURIComponent(task[1]) };
-  if (hash === "/statistics") return { name: "statistics" };
+  const page = hash.match(/^\/(\w+)$/);
+  if (page && Object.hasOwn(VIEWS, page[1])) return { name: page[1] };
   return { name: "tasks" };
 }
 
@@ -69,7 +83,7 @@ function render() {
   }
   const context = { user };
   if (current.name === "task") view = mountTask(main, current.id, context);
-  else if (current.name === "statistics") view = mountStatistics(main, context);
+  else if (VIEWS[current.name]) view = VIEWS[current.name](main, context);
   else view = mountTasks(main, context);
   const heading = main.querySelector("h1");
   document.title = heading ? `${heading.textContent} · Novel Task Manager` : "Novel Task Manager";
@@ -95,6 +109,7 @@ async function start() {
   }
   signedIn = true;
   who.textContent = user ? `${user.email}${user.role === "admin" ? " (admin)" : ""}` : "";
+  document.getElementById("nav-users").hidden = user?.role !== "admin";
   nav.hidden = false;
   session.hidden = false;
   live.start();

@@ -1,5 +1,6 @@
 // Small SVG charts of report.json's per-chapter figures: bars (chapter
-// lengths, dialogue per chapter) and a heatmap (characters × chapters).
+// lengths, dialogue per chapter) and a heatmap (characters × chapters); and of
+// the operations view's last hour (timeSeriesChart: lines or stacked bars).
 //
 // Built with createElementNS and textContent only (the page enforces Trusted
 // Types). Each chart is a <figure> whose <svg role="img"> carries an
@@ -8,7 +9,7 @@
 // stay readable at any width while the SVG stretches (preserveAspectRatio
 // "none"): one chapter or 150 fit the same box.
 
-import { h } from "./dom.js";
+import { append, h } from "./dom.js";
 import { number, percent } from "./format.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -321,4 +322,156 @@ export function presenceHeatmap(chapters, characters, limit = 10) {
       chapters.map((chapter, i) => [chapterName(chapter, i), ...rows.map((c) => number(c.chapter_mentions[i]))]),
     ),
   );
+}
+
+/** The smallest of 1, 2, 5 × 10^k that is at least `value` (at least `floor`). */
+function niceTop(value, floor = 1) {
+  const v = Math.max(value, floor);
+  const power = 10 ** Math.floor(Math.log10(v));
+  for (const step of [1, 2, 5, 10]) if (step * power >= v - 1e-9) return step * power;
+  return 10 * power;
+}
+
+function clock(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** Runs of consecutive non-null values, as [[index, value], …] lists. */
+function runs(values) {
+  const found = [];
+  let current = null;
+  values.forEach((v, i) => {
+    if (v === null || v === undefined || !Number.isFinite(v)) {
+      current = null;
+      return;
+    }
+    if (!current) found.push((current = []));
+    current.push([i, v]);
+  });
+  return found;
+}
+
+/**
+ * A chart of a time series, one slot per point (the operations view's last hour):
+ * `kind` "line" draws a line per series (a gap where a value is null), "bars"
+ * stacks the series in each slot. `series`: [{key, label, className}];
+ * `points`: objects with `at` and each series' key. The figure carries
+ * `data-sum-<key>` and `data-last-<key>` so the numbers can be read back, the
+ * SVG is focusable with a name and a description of the latest and highest
+ * values, each slot has a tooltip, and "Show the numbers" opens a table of them.
+ */
+export function timeSeriesChart({ id, title, subtitle, points, series, kind, format, unitLabel, floor = 1 }) {
+  const titleId = uid(`${id}-title`);
+  const noteId = uid(`${id}-note`);
+  const n = Math.max(points.length, 1);
+  const value = (p, key) => (typeof p[key] === "number" && Number.isFinite(p[key]) ? p[key] : null);
+  const height = (p) =>
+    kind === "bars" ? series.reduce((sum, s) => sum + (value(p, s.key) ?? 0), 0) : Math.max(0, ...series.map((s) => value(p, s.key) ?? 0));
+  const highest = points.reduce((best, p, i) => (height(p) > height(points[best]) ? i : best), 0);
+  const top = niceTop(points.length ? height(points[highest]) : 0, floor);
+  const y = (v) => BAR_HEIGHT - (Math.min(v, top) / top) * BAR_HEIGHT;
+  const plot = svg(
+    "svg",
+    {
+      class: `chart-svg series-svg series-${kind}`,
+      role: "img",
+      tabindex: 0,
+      "aria-labelledby": titleId,
+      "aria-describedby": noteId,
+      viewBox: `0 0 ${n * SLOT} ${BAR_HEIGHT}`,
+      preserveAspectRatio: "none",
+    },
+    svg("title", { id: titleId, text: `${title}: ${subtitle}` }),
+  );
+  for (const tick of [0.25, 0.5, 0.75]) {
+    plot.append(svg("line", { class: "grid", x1: 0, x2: n * SLOT, y1: BAR_HEIGHT * tick, y2: BAR_HEIGHT * tick, "vector-effect": "non-scaling-stroke" }));
+  }
+  if (kind === "bars") {
+    points.forEach((p, i) => {
+      let base = BAR_HEIGHT;
+      for (const s of series) {
+        const v = value(p, s.key) ?? 0;
+        if (v <= 0) continue;
+        const shown = Math.max(BAR_HEIGHT - y(v), 0.75);
+        base -= shown;
+        plot.append(svg("rect", { class: `series-bar ${s.className}`, x: i * SLOT + 1, y: base, width: SLOT - 2, height: shown, "data-key": s.key, "data-value": v }));
+      }
+    });
+  } else {
+    for (const s of series) {
+      for (const run of runs(points.map((p) => value(p, s.key)))) {
+        // A lone point is drawn across its slot, so that it shows.
+        const coords = run.length === 1 ? [[run[0][0] * SLOT + 1, run[0][1]], [run[0][0] * SLOT + SLOT - 1, run[0][1]]] : run.map(([i, v]) => [i * SLOT + SLOT / 2, v]);
+        plot.append(
+          svg("polyline", {
+            class: `series-line ${s.className}`,
+            points: coords.map(([x, v]) => `${x},${y(v).toFixed(2)}`).join(" "),
+            "vector-effect": "non-scaling-stroke",
+            "data-key": s.key,
+          }),
+        );
+      }
+    }
+  }
+  // One transparent slot per point, for its tooltip.
+  points.forEach((p, i) => {
+    const parts = series.map((s) => `${s.label}: ${value(p, s.key) === null ? "—" : format(value(p, s.key))}`);
+    plot.append(svg("rect", { class: "series-slot", x: i * SLOT, y: 0, width: SLOT, height: BAR_HEIGHT }, svg("title", { text: `${clock(p.at)} · ${parts.join(", ")}` })));
+  });
+
+  const last = points[points.length - 1];
+  const figure = h("figure", { class: "chart series-chart", id });
+  const parts = [];
+  for (const s of series) {
+    const values = points.map((p) => value(p, s.key)).filter((v) => v !== null);
+    const sum = values.reduce((a, b) => a + b, 0);
+    figure.dataset[`sum${s.key.replace(/(^|_)(\w)/g, (_, __, c) => c.toUpperCase())}`] = String(sum);
+    const latest = last ? value(last, s.key) : null;
+    figure.dataset[`last${s.key.replace(/(^|_)(\w)/g, (_, __, c) => c.toUpperCase())}`] = latest === null ? "" : String(latest);
+    if (kind === "bars") {
+      parts.push(`${s.label}: ${format(sum)} in all`);
+    } else if (latest !== null) {
+      parts.push(`${s.label} now ${format(latest)}`);
+    } else {
+      // The latest minute that has a value (a minute without completions has no latency).
+      const at = points.findLastIndex((p) => value(p, s.key) !== null);
+      parts.push(at < 0 ? `${s.label}: none in this window` : `${s.label} ${format(value(points[at], s.key))} at ${clock(points[at].at)}`);
+    }
+  }
+  if (points.length && height(points[highest]) > 0) parts.push(`highest at ${clock(points[highest].at)} (${format(height(points[highest]))})`);
+  const note = `${parts.join("; ")}.`;
+  plot.append(svg("desc", { text: note }));
+  const legend = h(
+    "ul",
+    { class: "series-legend small", "aria-hidden": "true" },
+    series.map((s) => h("li", {}, svg("svg", { class: "swatch", viewBox: "0 0 10 10" }, svg("rect", { class: `swatch-${kind} ${s.className}`, x: 0, y: kind === "bars" ? 0 : 4, width: 10, height: kind === "bars" ? 10 : 2 })), h("span", { text: s.label }))),
+  );
+  const table = h(
+    "table",
+    { class: "chart-data series-data" },
+    h("caption", { class: "visually-hidden", text: `${title}: ${subtitle}` }),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col", text: "Minute" }), series.map((s) => h("th", { scope: "col", text: `${s.label} (${unitLabel})` })))),
+    h(
+      "tbody",
+      {},
+      points.map((p) => h("tr", {}, h("th", { scope: "row", text: clock(p.at) }), series.map((s) => h("td", { text: value(p, s.key) === null ? "—" : format(value(p, s.key)) })))),
+    ),
+  );
+  const minutes = points.length;
+  const xLabels = [`${minutes} min ago`, `${Math.round(minutes / 2)} min ago`, "now"];
+  return append(figure, [
+    h("figcaption", {}, h("span", { class: "chart-title", text: title }), h("span", { class: "muted small", text: ` ${subtitle}` })),
+    legend,
+    h(
+      "div",
+      { class: "chart-plot" },
+      h("div", { class: "chart-axis-y", "aria-hidden": "true" }, h("span", { text: format(top) }), h("span", { text: format(0) })),
+      plot,
+      h("span"),
+      h("div", { class: "chart-axis-x", "aria-hidden": "true", dataset: { count: "3" } }, xLabels.map((t) => h("span", { text: t }))),
+    ),
+    h("p", { class: "chart-note muted small", id: noteId, text: note }),
+    h("details", { class: "chart-numbers" }, h("summary", { text: "Show the numbers" }), h("div", { class: "table-wrap" }, table)),
+  ]);
 }

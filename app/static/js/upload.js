@@ -1,18 +1,22 @@
 // The upload panel: a drop zone and a file picker, several files at once, with
 // the upload's own progress (XMLHttpRequest upload events).
 
-import { uploadFiles } from "./api.js";
+import { api, uploadFiles } from "./api.js";
 import { h, progressBar, replace } from "./dom.js";
 
+const DEFAULT_PROCESSOR = "analyze";
+let chosenProcessor = DEFAULT_PROCESSOR; // kept while the page lives, like the list's filters
+
 export function uploadPanel({ onUploaded }) {
-  const processor = h("input", {
-    id: "upload-processor",
-    name: "processor",
-    value: "analyze",
-    list: "processor-names",
-    autocomplete: "off",
-    required: true,
-  });
+  // The server's processors (GET /processors); until they arrive, the default alone.
+  const processor = h(
+    "select",
+    { id: "upload-processor", name: "processor", required: true, "aria-describedby": "upload-processor-about" },
+    h("option", { value: chosenProcessor, text: chosenProcessor }),
+  );
+  const about = h("span", { class: "muted small", id: "upload-processor-about" });
+  const hint = h("span", { class: "muted", id: "dropzone-hint", text: " or drop them here (.txt, .md)" });
+  let described = new Map(); // name -> {description, accepted_extensions}
   const priority = h("input", { id: "upload-priority", name: "priority", type: "number", min: 0, max: 10, value: 5 });
   const project = h("select", { id: "upload-project", name: "project_id" }, h("option", { value: "", text: "No project" }));
   const input = h("input", { id: "file-input", type: "file", multiple: true, class: "visually-hidden" });
@@ -26,8 +30,38 @@ export function uploadPanel({ onUploaded }) {
     { class: "dropzone", id: "dropzone" },
     input,
     h("label", { for: "file-input", class: "button", text: "Choose files" }),
-    h("span", { class: "muted", text: " or drop them here (.txt, .md)" }),
+    hint,
   );
+
+  function describeChoice() {
+    const chosen = described.get(processor.value);
+    chosenProcessor = processor.value;
+    about.textContent = chosen?.description ?? "";
+    const types = chosen?.accepted_extensions ?? [];
+    if (types.length) {
+      input.setAttribute("accept", types.join(","));
+      hint.textContent = ` or drop them here (${types.join(", ")})`;
+    } else {
+      input.removeAttribute("accept");
+    }
+  }
+  processor.addEventListener("change", describeChoice);
+
+  async function loadProcessors() {
+    try {
+      const processors = await api("/processors");
+      described = new Map(processors.map((p) => [p.name, p]));
+      const current = described.has(chosenProcessor) ? chosenProcessor : described.has(DEFAULT_PROCESSOR) ? DEFAULT_PROCESSOR : processors[0]?.name;
+      replace(
+        processor,
+        processors.map((p) => h("option", { value: p.name, text: p.name, selected: p.name === current })),
+      );
+      describeChoice();
+    } catch (exc) {
+      about.textContent = `The processors could not be listed (${exc.message}): uploads use ${processor.value}.`;
+    }
+  }
+  loadProcessors();
 
   let busy = false;
 
@@ -45,7 +79,7 @@ export function uploadPanel({ onUploaded }) {
     try {
       const tasks = await uploadFiles(
         files,
-        { processor: processor.value.trim() || "analyze", priority: priority.value, project_id: project.value },
+        { processor: processor.value || DEFAULT_PROCESSOR, priority: priority.value, project_id: project.value },
         (fraction) => {
           set(fraction * 100);
           progressText.textContent = `Uploading ${label}… ${Math.round(fraction * 100)}%`;
@@ -85,8 +119,7 @@ export function uploadPanel({ onUploaded }) {
     h(
       "div",
       { class: "fields" },
-      h("div", { class: "field" }, h("label", { for: "upload-processor", text: "Processor" }), processor),
-      h("datalist", { id: "processor-names" }, h("option", { value: "analyze" }), h("option", { value: "noop" })),
+      h("div", { class: "field wide" }, h("label", { for: "upload-processor", text: "Processor" }), processor, about),
       h("div", { class: "field narrow" }, h("label", { for: "upload-priority", text: "Priority (0–10)" }), priority),
       h("div", { class: "field" }, h("label", { for: "upload-project", text: "Project" }), project),
     ),

@@ -1,9 +1,10 @@
-// Upload panel and the task list: filters, search, sorting, pagination and
-// live progress from the page's WebSocket.
+// Upload panel and the task list: filters, search, sorting, pagination, live
+// progress from the page's WebSocket, a selection with bulk retry, cancel and
+// delete, and the downloads of a finished report.
 
-import { api } from "../api.js";
+import { api, download } from "../api.js";
 import { taskActions } from "../actions.js";
-import { badge, batched, debounce, h, progressBar, replace } from "../dom.js";
+import { badge, batched, confirmAction, debounce, h, progressBar, replace, toast } from "../dom.js";
 import { bytes, dateTime, STATUSES } from "../format.js";
 import { uploadPanel } from "../upload.js";
 
@@ -25,6 +26,42 @@ export function resetTaskQuery() {
   Object.assign(query, DEFAULT_QUERY);
 }
 
+/** Open the list on one project's tasks (the projects page links here). */
+export function showTasksOfProject(projectId) {
+  Object.assign(query, DEFAULT_QUERY, { sort: query.sort, page_size: query.page_size, project_id: projectId });
+}
+
+const REPORT_FILES = ["report.json", "summary.md"];
+
+/** Download buttons for a completed task whose primary result is report.json (analyze's files). */
+function downloads(task) {
+  if (task.status !== "completed" || !task.result_url?.endsWith("/report.json")) return null;
+  return REPORT_FILES.map((name) => {
+    const button = h("button", { type: "button", class: "button small secondary", "aria-label": `Download ${name} of ${task.file_name}`, text: name });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await download(`/tasks/${encodeURIComponent(task.id)}/files/${name}`, name);
+      } catch (error) {
+        toast(`${name} could not be downloaded: ${error.message}`, "error");
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return button;
+  });
+}
+
+const BULK = {
+  retry: { label: "Retry", done: "Queued again", ask: null },
+  cancel: { label: "Cancel", done: "Cancelled", ask: (n) => [`Cancel the processing of ${n} task${n === 1 ? "" : "s"}?`, `Cancel ${n}`] },
+  delete: {
+    label: "Delete",
+    done: "Deleted",
+    ask: (n) => [`Delete ${n} task${n === 1 ? "" : "s"} with their logs and files? This cannot be undone.`, `Delete ${n}`],
+  },
+};
+
 function select(id, options, value) {
   return h(
     "select",
@@ -35,6 +72,8 @@ function select(id, options, value) {
 
 export function mountTasks(container) {
   const rows = new Map(); // task id -> {task, apply(message)}
+  const selected = new Set(); // task ids ticked on this page
+  const projectNames = new Map(); // project id -> name
   // Tasks seen live that the last reload did not place on this page: their
   // progress alone does not reload the list again, a change of status does.
   const elsewhere = new Map(); // task id -> status
@@ -71,6 +110,7 @@ export function mountTasks(container) {
   search.addEventListener("input", onSearch);
 
   const tbody = h("tbody");
+  const selectAll = h("input", { type: "checkbox", id: "select-all-tasks", "aria-label": "Select every task on this page" });
   const table = h(
     "table",
     { class: "tasks", id: "task-table" },
@@ -81,13 +121,59 @@ export function mountTasks(container) {
       h(
         "tr",
         {},
-        ["File", "Status", "Progress", "Processor", "Priority", "Uploaded", "Actions"].map((label) =>
+        h("th", { scope: "col", class: "select" }, selectAll),
+        ["File", "Project", "Status", "Progress", "Processor", "Uploaded", "Actions"].map((label) =>
           h("th", { scope: "col", text: label }),
         ),
       ),
     ),
     tbody,
   );
+  const selectionInfo = h("span", { id: "selection-info", class: "muted", role: "status", text: "None selected" });
+  const bulkButtons = Object.entries(BULK).map(([action, spec]) => {
+    const button = h("button", {
+      type: "button",
+      class: `button small ${action === "delete" ? "danger" : "secondary"}`,
+      id: `bulk-${action}`,
+      text: `${spec.label} selected`,
+      disabled: true,
+    });
+    button.addEventListener("click", () => runBulk(action, button));
+    return button;
+  });
+  const bulkBar = h("div", { class: "bulk-bar", role: "group", "aria-label": "Selected tasks" }, selectionInfo, bulkButtons);
+
+  function syncSelection() {
+    const boxes = [...tbody.querySelectorAll("input[data-select]")];
+    selectAll.checked = boxes.length > 0 && boxes.every((b) => b.checked);
+    selectAll.indeterminate = !selectAll.checked && boxes.some((b) => b.checked);
+    selectionInfo.textContent = selected.size ? `${selected.size} selected` : "None selected";
+    for (const button of bulkButtons) button.disabled = selected.size === 0;
+  }
+  selectAll.addEventListener("change", () => {
+    for (const box of tbody.querySelectorAll("input[data-select]")) {
+      box.checked = selectAll.checked;
+      if (box.checked) selected.add(box.value);
+      else selected.delete(box.value);
+    }
+    syncSelection();
+  });
+
+  async function runBulk(action, button) {
+    const ids = [...selected];
+    const spec = BULK[action];
+    if (spec.ask && !(await confirmAction(...spec.ask(ids.length)))) return;
+    button.disabled = true;
+    try {
+      const result = await api("/tasks/bulk", { method: "POST", json: { action, task_ids: ids } });
+      const skipped = result.skipped.length ? `; ${result.skipped.length} left as they were (${result.skipped[0].detail})` : "";
+      toast(`${spec.done}: ${result.done.length}${skipped}`, result.done.length ? "info" : "error");
+      selected.clear();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    load();
+  }
   const summary = h("p", { class: "muted", id: "list-summary", role: "status" });
   const error = h("p", { class: "error", role: "alert" });
   const previous = h("button", { type: "button", class: "button small secondary", "aria-label": "Previous page", text: "Previous" });
@@ -119,6 +205,7 @@ export function mountTasks(container) {
         h("div", { class: "field narrow" }, h("label", { for: "filter-page-size", text: "Per page" }), pageSize),
       ),
       error,
+      bulkBar,
       h("div", { class: "table-wrap" }, table),
       summary,
       h("nav", { class: "pager", "aria-label": "Pages" }, previous, pageInfo, next),
@@ -131,9 +218,16 @@ export function mountTasks(container) {
     const stage = h("span", { class: "stage muted" });
     const statusCell = h("td", { "data-label": "Status" });
     const actionsCell = h("td", { "data-label": "Actions" });
+    const box = h("input", { type: "checkbox", value: task.id, "data-select": "", "aria-label": `Select ${task.file_name}`, checked: selected.has(task.id) });
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(task.id);
+      else selected.delete(task.id);
+      syncSelection();
+    });
     const row = h(
       "tr",
       { "data-task-id": task.id },
+      h("td", { "data-label": "Select", class: "select" }, box),
       h(
         "td",
         { "data-label": "File", class: "file-name" },
@@ -144,10 +238,14 @@ export function mountTasks(container) {
           h("span", { class: "muted small file-size", text: ` ${bytes(task.file_size)}` }),
         ),
       ),
+      h("td", { "data-label": "Project", class: "project wrap", "data-project-id": task.project_id ?? "", text: projectName(task.project_id) }),
       statusCell,
       h("td", { "data-label": "Progress" }, h("div", {}, h("div", { class: "progress-cell" }, bar, percent), stage)),
-      h("td", { "data-label": "Processor", text: task.processor }),
-      h("td", { "data-label": "Priority", text: task.priority }),
+      h(
+        "td",
+        { "data-label": "Processor" },
+        h("div", {}, h("span", { text: task.processor }), h("span", { class: "muted small priority", text: `priority ${task.priority}` })),
+      ),
       h("td", { "data-label": "Uploaded", text: dateTime(task.uploaded_at) }),
       actionsCell,
     );
@@ -162,7 +260,9 @@ export function mountTasks(container) {
       percent.textContent = `${t.progress}%`;
       stage.textContent = t.status === "failed" && t.error_message ? t.error_message : t.stage;
       if (statusChanged || !actionsCell.firstChild) {
-        replace(actionsCell, taskActions(t, { onChanged: (updated) => entry.apply(updated), onDeleted: load }));
+        const buttons = taskActions(t, { onChanged: (updated) => entry.apply(updated), onDeleted: load });
+        buttons.prepend(...(downloads(t) ?? []));
+        replace(actionsCell, buttons);
       }
       if (statusChanged && query.status && t.status !== query.status) scheduleLoad();
     };
@@ -183,6 +283,8 @@ export function mountTasks(container) {
       }
       error.textContent = "";
       rows.clear();
+      const onPage = new Set(page.items.map((t) => t.id));
+      for (const id of [...selected]) if (!onPage.has(id)) selected.delete(id);
       for (const [id, seen] of pending) {
         if (seen.seq > mine) continue; // arrived after this request left: the next reload decides
         pending.delete(id);
@@ -199,13 +301,14 @@ export function mountTasks(container) {
       const filtered = query.status || query.project_id || query.q;
       if (page.total === 0) {
         tbody.append(
-          h("tr", {}, h("td", { colspan: 7, class: "empty", text: filtered ? "No tasks match these filters." : "No tasks yet: upload a manuscript above." })),
+          h("tr", {}, h("td", { colspan: 8, class: "empty", text: filtered ? "No tasks match these filters." : "No tasks yet: upload a manuscript above." })),
         );
       }
       summary.textContent = `${page.total} task${page.total === 1 ? "" : "s"}`;
       pageInfo.textContent = `Page ${query.page} of ${pages}`;
       previous.disabled = query.page <= 1;
       next.disabled = query.page >= pages;
+      syncSelection();
     } catch (exc) {
       if (!destroyed && mine === sequence) error.textContent = `The tasks could not be loaded: ${exc.message}`;
     }
@@ -217,6 +320,9 @@ export function mountTasks(container) {
       const page = await api("/projects", { query: { page_size: 100 } });
       if (destroyed) return;
       upload.setProjects(page.items);
+      projectNames.clear();
+      for (const p of page.items) projectNames.set(p.id, p.name);
+      for (const cell of tbody.querySelectorAll("td[data-project-id]")) cell.textContent = projectName(cell.dataset.projectId || null);
       replace(
         projectFilter,
         h("option", { value: "", text: "All projects" }),
@@ -240,6 +346,11 @@ export function mountTasks(container) {
     }
     const { status, progress, stage, result_url, error_message } = message;
     entry.apply({ status, progress, stage, result_url, error_message });
+  }
+
+  function projectName(id) {
+    if (!id) return "—";
+    return projectNames.get(id) ?? "…";
   }
 
   loadProjects();

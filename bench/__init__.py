@@ -1,0 +1,1 @@
+"""Benchmarks of the service: scripts, not tests. ``python -m bench`` runs ``bench/peers.py``."""
