@@ -36,6 +36,7 @@ from app.services import storage
 from app.services.rate_limit import RateLimiter
 from app.services.uploads import STALE_TEMP_SECONDS
 from app.services.users import ensure_admin
+from app.webhooks.delivery import DeliveryLoop
 
 log = get_logger(__name__)
 
@@ -87,10 +88,15 @@ def _lifespan(settings: Settings) -> Any:
                 await runtime.start_listener(stack)
                 state["listener"] = app.state.listener = listener
             if settings.worker_concurrency > 0:
-                pool = WorkerPool(settings, runtime.worker_sessions(stack), runtime.bus)
+                worker_sessions = runtime.worker_sessions(stack)
+                pool = WorkerPool(settings, worker_sessions, runtime.bus)
                 await pool.start()
                 stack.push_async_callback(pool.stop)
                 state["worker_pool"] = app.state.worker_pool = pool
+                deliveries = DeliveryLoop(settings, worker_sessions, runtime.bus)
+                await deliveries.start()
+                stack.push_async_callback(deliveries.stop)
+                state["webhook_deliveries"] = app.state.webhook_deliveries = deliveries
             log.info(
                 "service_started",
                 version=__version__,

@@ -1,6 +1,7 @@
 """``python -m app.worker``: the worker pool alone, without HTTP.
 
-Runs ``WORKER_CONCURRENCY`` workers (at least one) against ``DATABASE_URL``.
+Runs ``WORKER_CONCURRENCY`` workers (at least one) against ``DATABASE_URL``, and the
+webhook delivery loop (``app.webhooks.delivery``).
 SIGTERM or SIGINT: stop claiming, let running attempts finish within
 ``SHUTDOWN_GRACE_SECONDS``, hand the rest back to the queue, exit 0.
 """
@@ -17,6 +18,7 @@ from app.config import Settings, describe_settings_error, get_settings
 from app.log import configure_logging, get_logger
 from app.queue.pool import WorkerPool
 from app.runtime import open_runtime
+from app.webhooks.delivery import DeliveryLoop
 
 log = get_logger("app.worker")
 
@@ -33,6 +35,9 @@ async def run(settings: Settings) -> None:
         pool = WorkerPool(settings, runtime.sessions, runtime.bus, concurrency=concurrency)
         await pool.start()
         stack.push_async_callback(pool.stop)
+        deliveries = DeliveryLoop(settings, runtime.sessions, runtime.bus)
+        await deliveries.start()
+        stack.push_async_callback(deliveries.stop)
         print(f"worker {pool.worker_id} ready", flush=True)
         await stop.wait()
         log.info("worker_stopping")

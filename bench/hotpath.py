@@ -3,6 +3,8 @@
     .venv/bin/python bench/hotpath.py drain --tasks 2000      # worker process
     .venv/bin/python bench/hotpath.py upload --seconds 10     # API process under wrk
     .venv/bin/python bench/hotpath.py drain --no-py-spy       # statement counts only
+    .venv/bin/python bench/hotpath.py drain --uvloop          # the worker on uvloop
+    .venv/bin/python bench/hotpath.py upload --plain          # uvicorn on asyncio + h11
 
 Each runs the real process (``python -m app.worker``, ``uvicorn app.main:app``)
 under ``bench.sqlcount`` (SQLAlchemy events counting statements by kind,
@@ -36,6 +38,7 @@ from app.api.live import MAX_FRAME_BYTES
 from app.models import Task
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PLAIN_UVICORN = ("--loop", "asyncio", "--http", "h11", "--backlog", "4096")
 IDLE = re.compile(
     r"^(?:select \(selectors\.py|wait \(threading\.py|_wait_for_tstate_lock|get \(queue\.py"
     r"|_worker \(concurrent/futures/thread\.py|poll \(selectors\.py)"
@@ -75,6 +78,7 @@ def report_samples(raw: Path, top: int = 22) -> None:
         print("  (no samples)")
         return
     leaf: Counter[str] = Counter()
+    leaf_frames: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     idle = 0
@@ -89,12 +93,16 @@ def report_samples(raw: Path, top: int = 22) -> None:
             continue
         total += n
         leaf[package(frames[-1])] += n
+        leaf_frames[frames[-1]] += n
         for frame in set(frames):
             if "/app/" in frame or "(app/" in frame:
                 inclusive[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1]] += n
     print(f"  samples: {total} busy ({idle} more waiting in select/locks left out)")
     print("  self time by package of the innermost frame:")
     for name, n in leaf.most_common(top):
+        print(f"    {100 * n / total:5.1f} %  {name}")
+    print("  innermost frames:")
+    for name, n in leaf_frames.most_common(12):
         print(f"    {100 * n / total:5.1f} %  {name}")
     print("  app functions, inclusive time:")
     for name, n in inclusive.most_common(top):
@@ -126,7 +134,8 @@ async def drain(args: argparse.Namespace, workdir: Path) -> None:
         env = {**os.environ, "DATABASE_URL": ours.database_url, "UPLOAD_DIR": str(ours.upload_dir),
                "WORKER_CONCURRENCY": str(CONCURRENCY), "LOG_LEVEL": "WARNING",
                "LOG_FORMAT": "json", "SECRET_KEY": ours.settings.secret_key,
-               "SQLCOUNT_OUT": str(counts)}  # fmt: skip
+               "SQLCOUNT_OUT": str(counts),
+               **({"SQLCOUNT_UVLOOP": "1"} if args.uvloop else {})}  # fmt: skip
         worker = Worker("worker", [sys.executable, "-m", "bench.sqlcount", "app.worker"], env,
                         workdir)  # fmt: skip
         warm = [await ours.enqueue_one()]
@@ -174,7 +183,8 @@ async def upload(args: argparse.Namespace, workdir: Path) -> None:
                "SQLCOUNT_OUT": str(counts)}  # fmt: skip
         command = [sys.executable, "-m", "bench.sqlcount", "uvicorn", "app.main:app",
                    "--port", str(api.port), "--log-level", "warning", "--no-access-log",
-                   "--ws-max-size", str(MAX_FRAME_BYTES), *UVICORN_OPTIONS]  # fmt: skip
+                   "--ws-max-size", str(MAX_FRAME_BYTES),
+                   *(PLAIN_UVICORN if args.plain else UVICORN_OPTIONS)]  # fmt: skip
         server = Worker("api", command, env, workdir)
         await healthy(api.base, server)
         body, content_type = multipart(args.size)
@@ -211,6 +221,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--size", type=int, default=2048, help="upload size in bytes")
     parser.add_argument("--no-py-spy", dest="py_spy", action="store_false")
+    parser.add_argument("--uvloop", action="store_true", help="drain: the worker on uvloop")
+    parser.add_argument("--plain", action="store_true", help="upload: uvicorn on asyncio + h11")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ntm-profile-"))
     try:

@@ -1102,7 +1102,7 @@ async def run(args: argparse.Namespace) -> Results:
             if "rss" in only:
                 await rss_figure(ours, args.rss_small, args.rss_large, results)
     finally:
-        shutil.rmtree(logdir, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, logdir, ignore_errors=True)
     return results
 
 

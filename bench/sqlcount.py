@@ -8,6 +8,7 @@ async engines' sync halves included), so the real worker or API runs
 unchanged. At exit (SIGTERM ends both gracefully) the counts are written to
 ``SQLCOUNT_OUT`` as JSON: statements by kind (verb and first table), and the
 transaction events. ``bench/hotpath.py`` divides them by the tasks done.
+``SQLCOUNT_UVLOOP=1`` runs the module on uvloop (``uvloop.install()`` first).
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit("usage: python -m bench.sqlcount MODULE [ARGS...]")
     install()
+    if os.environ.get("SQLCOUNT_UVLOOP"):  # an experiment: the module's asyncio.run on uvloop
+        import uvloop
+
+        uvloop.install()
     module = sys.argv[1]
     sys.argv = [module, *sys.argv[2:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import auth, batches, live, operations, processors, projects, tasks, users, workers
+from app.api import (
+    auth,
+    batches,
+    live,
+    operations,
+    processors,
+    projects,
+    tasks,
+    users,
+    webhooks,
+    workers,
+)
 from app.api.responses import problems
 
 # Any /api/v1 operation may answer these (the gate's 401 and 429, the NUL guard's 422,
@@ -19,3 +30,4 @@ api_router.include_router(batches.router)
 api_router.include_router(projects.router)
 api_router.include_router(processors.router)
 api_router.include_router(workers.router)
+api_router.include_router(webhooks.router)

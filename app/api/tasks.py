@@ -62,6 +62,13 @@ def _upload_body(field: str, many: bool) -> dict[str, Any]:
                             "project_id": {"type": "string"},
                             "priority": {"type": "integer", "minimum": 0, "maximum": 10},
                             "processor": {"type": "string", "default": "analyze"},
+                            "callback_url": {
+                                "type": "string",
+                                "format": "uri",
+                                "maxLength": 2048,
+                                "description": "Where the final events are POSTed, signed "
+                                "with the account's callback secret (see Webhooks)",
+                            },
                         },
                     }
                 }

@@ -9,6 +9,7 @@ no longer write anything.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -47,6 +48,7 @@ from app.schemas.common import unsafe_text_reason
 from app.services import storage
 from app.services.access import get_owned, scope_to_owner
 from app.services.uploads import ReceivedForm, receive_form, validate
+from app.webhooks import service as webhook_service
 
 SORTS = {
     "uploaded_at": (Task.uploaded_at.asc(), Task.id.asc()),
@@ -66,6 +68,7 @@ class UploadOptions:
     project_id: str | None
     priority: int
     processor: str
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,8 @@ def request_fingerprint(form: ReceivedForm, options: UploadOptions) -> str:
         "priority": options.priority,
         "project_id": options.project_id,
     }
+    if options.callback_url:  # only when given: earlier keys' fingerprints stay valid
+        asked["callback_url"] = options.callback_url
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
@@ -210,7 +215,9 @@ async def _insert_tasks(
 ) -> tuple[list[Task], str | None]:
     batch_id: str | None = None
     if batch:
-        batch_row = Batch(owner_id=user.id, project_id=options.project_id)
+        batch_row = Batch(
+            owner_id=user.id, project_id=options.project_id, callback_url=options.callback_url
+        )
         session.add(batch_row)
         await session.flush()
         batch_id = batch_row.id
@@ -230,6 +237,7 @@ async def _insert_tasks(
             stage="queued",
             priority=options.priority,
             processor=options.processor,
+            callback_url=options.callback_url,
             retry_count=0,
             max_retries=settings.task_max_retries,
             attempt=0,
@@ -496,6 +504,10 @@ async def upload(
     ) as form:
         await validate(form, settings)
         options = parse_upload_options(form.fields)
+        callback = await webhook_service.callback_url(
+            session, settings, user, form.fields.get("callback_url")
+        )
+        options = dataclasses.replace(options, callback_url=callback)
         return await create_tasks(
             session, settings, user, form, options, idempotency_key=idempotency_key, batch=batch
         )

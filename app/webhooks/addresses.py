@@ -68,6 +68,15 @@ def check_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to (the system resolver, off the event loop)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise RefusedTarget(f"{host} does not resolve: {exc}") from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
 @dataclass(frozen=True, slots=True)
 class Pinned:
     """A request target after the check: the URL to connect to and what to tell the server."""
@@ -89,16 +98,7 @@ async def pin(url: str, *, allow_private: bool) -> Pinned:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except (OSError, UnicodeError) as exc:
-            raise RefusedTarget(f"{host} does not resolve: {exc}") from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    addresses = [literal] if literal is not None else await resolve(host, port)
     refused = [str(address) for address in addresses if not is_public(address)]
     if refused or not addresses:
         raise RefusedTarget(f"{host} resolves to a non-public address ({', '.join(refused)})")

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.processors.analyze import analysis
 from app.processors.analyze.characters import LatinCast
 from app.processors.analyze.language import detect_language
 from app.processors.analyze.report import reading_time_minutes
+from app.processors.analyze.segmentation import names_no_one
 from app.processors.analyze.sentences import split_sentences
 from app.processors.analyze.text import (
     CJK,
@@ -22,7 +24,7 @@ from app.processors.analyze.text import (
     display,
     word_finder,
 )
-from tests.processors.helpers import analyze_text
+from tests.processors.helpers import CORPUS, analyze_file, analyze_text
 
 
 @pytest.mark.parametrize(
@@ -253,3 +255,83 @@ def test_german_nouns_are_not_names(tmp_path: Path) -> None:
     # every German noun is capitalised: Mann, Haus, Stadt come after an article; and
     # "Frau." ends a sentence (a whole word, not an abbreviated title like "Mr.")
     assert names == [("Hans", 18), ("Greta", 12)]
+
+
+def test_a_surname_several_people_share_is_never_shown_alone() -> None:
+    # "Smith" alone is used more often than either titled form: which Smith is meant
+    # is not known, so no character is called "Smith"; each is shown with a title
+    sentences = [
+        "Mr. Smith looked at the sea.",
+        "Mrs. Smith smiled at Mr. Smith.",
+        "Then Smith laughed, and Smith said nothing.",
+        "“Come,” said Smith to Mrs. Smith.",
+        "Mr. Smith and Mrs. Smith walked with Smith at last.",
+    ] * 3
+    cast = LatinCast("en")
+    cast.feed("\n\n".join(sentences), 1)
+    words = Counter(WORD_RE.findall(" ".join(sentences)))
+    found = {c.name: c.mentions for c in cast.characters(words, 20)}
+    assert "Smith" not in found
+    assert set(found) == {"Mr. Smith", "Mrs. Smith"}
+    # every mention counts, the bare ones for the more titled person
+    assert sum(found.values()) == 3 * 10
+
+
+def test_a_long_text_samples_the_context_but_counts_every_mention() -> None:
+    """A text past CONTEXT_SAMPLE_CHARS reads the context around a sample of the runs;
+    mentions, titles and chapters are still those of the exact scan."""
+    sentences = [
+        "However, Mr. Darcy said that Elizabeth was right.",
+        "Elizabeth laughed at Darcy and at Mrs. Bennet. Jane Bennet came.",
+        "“Come,” said Jane. “Yes,” cried Elizabeth, and Darcy smiled.",
+        "Lady Catherine frowned. The Queen and Mock Turtle sang with Alice.",
+    ]
+    chapters = ["\n\n".join(sentences[i:] + sentences[:i]) * 5 for i in range(4)]
+    exact, sampled = LatinCast("en"), LatinCast("en", 10_000_000)
+    assert exact.stride == 1
+    assert sampled.stride > 1
+    for index, chapter in enumerate(chapters, start=1):
+        exact.feed(chapter, index)
+        sampled.feed(chapter, index)
+    assert set(exact.cores) == set(sampled.cores)
+    for key, core in exact.cores.items():
+        other = sampled.cores[key]
+        assert (core.mentions, core.titles) == (other.mentions, other.titles), key
+        assert {g: dict(c) for g, c in core.groups.items() if c} == {
+            g: dict(c) for g, c in other.groups.items() if c
+        }, key
+    # the sample's evidence is weighted by the stride: of the same order as the exact
+    darcy, sampled_darcy = exact.cores[("Darcy",)], sampled.cores[("Darcy",)]
+    assert sampled_darcy.sampled % sampled.stride == 0
+    assert abs(sampled_darcy.sampled - darcy.sampled) <= 2 * sampled.stride
+
+
+@pytest.mark.parametrize(
+    ("word", "language", "no_one"),
+    [
+        ("彼等", "ja", True),  # "they": a pronoun with a plural suffix
+        ("彼女", "ja", True),  # "she": a pronoun that points (彼)
+        ("返事", "ja", True),  # "reply": a verbal noun
+        ("吾輩", "ja", False),  # "I": a first-person narrator's name for itself
+        ("迷亭", "ja", False),
+        ("主人", "ja", False),
+        ("他们", "zh", True),  # "they"
+        ("自己", "zh", True),  # "oneself"
+        ("宝玉", "zh", False),
+        ("Darcy", "en", False),
+    ],
+)
+def test_pronouns_and_verbal_nouns_name_no_one(word: str, language: str, no_one: bool) -> None:
+    assert names_no_one(word, language) is no_one
+
+
+def test_a_long_text_reads_a_regular_sample_of_its_type_token_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    novel = CORPUS / "moby_dick.en.utf8.txt"
+    exact = analyze_file(novel, tmp_path / "exact").report["lexical_diversity"]
+    # as if the novel were past TTR_SAMPLE_CHARS: one window in about six is read
+    monkeypatch.setattr(analysis, "TTR_SAMPLE_CHARS", 200_000)
+    sampled = analyze_file(novel, tmp_path / "sampled").report["lexical_diversity"]
+    assert sampled != exact
+    assert abs(sampled - exact) <= 0.01

@@ -19,7 +19,9 @@ Definitions
                         consecutive windows of about :data:`TTR_WINDOW` words
                         (each closed at the first paragraph end past it),
                         of distinct case-folded words / words (plain TTR for a
-                        shorter text); independent of the text's length.
+                        shorter text); independent of the text's length. Past
+                        :data:`TTR_SAMPLE_CHARS` characters, the mean of every
+                        n-th window (a regular sample).
     reading_time        words / :data:`READING_SPEED` for the language.
 
 Summary
@@ -48,11 +50,12 @@ Summary
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import pairwise, repeat
+from itertools import compress, pairwise, repeat
 from typing import Any
 
 from app.processors.analyze.characters import HONORIFICS, Character, LatinCast
@@ -97,6 +100,9 @@ from app.processors.analyze.writing import (
 )
 
 TTR_WINDOW = 1000
+TTR_SAMPLE_CHARS = 2_500_000
+"""Up to this size every type-token window is read; in a longer text every n-th
+(n = 1 + size // TTR_SAMPLE_CHARS): the mean of a regular sample of windows."""
 PER_CHAPTER = 3
 OVERALL = 10
 KEYWORDS = 20
@@ -120,7 +126,9 @@ MAX_CANDIDATES = 4000
 _MAX_BONUS = 1.001 * (1 + CHARACTER_BONUS * MAIN_CHARACTERS)
 """Above the largest factor of :func:`_favour_characters` (a margin for rounding)."""
 COUNT_BATCH = 65536
-"""Words collected before they are added to the chapter's counts."""
+SHARE_PAST = 262_144
+"""A stretch's word list longer than this shares its strings (see :class:`_Shared`),
+then again every COUNT_BATCH words."""
 WIDEN_SHARE = 0.75
 """Summary candidates kept per unit; past it, every other one is dropped (deterministic)."""
 
@@ -205,8 +213,9 @@ class _Candidate:
     text: str
     size: int
     """Its number of words."""
-    tokens: list[str]
-    """Its words, until it is scored (Latin); then emptied to free memory."""
+    start: int
+    """Latin: where its words start in its stretch's word list, until it is scored
+    (then -1); CJK: -1."""
     loose: bool
     """Not synopsis-like (see the module docstring)."""
     score: float = 0.0
@@ -242,6 +251,10 @@ class _Pass:
         self.words: Counter[str] = Counter()
         self.window: set[str] = set()
         self.window_words = 0
+        self.windows = 0
+        self.window_stride = 1 + len(text) // TTR_SAMPLE_CHARS
+        self.window_read = True
+        """Whether the current window is in the sample (every ``window_stride``-th)."""
         self.seen_paragraphs: set[int] = set()
         self.previous_end = ""
         self.position = 0
@@ -253,9 +266,8 @@ class _Pass:
         self.phrase_candidates: list[str] = []
         """The phrases to locate, once the walk is over (the counter is then dropped)."""
         self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
-        self.content_words: dict[str, bool] = {}
         self.function_words: set[str] = set()
-        """The words of ``content_words`` that are not content words."""
+        """The words seen so far that are not content words (see the module docstring)."""
         stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
         skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
         self.content_bigrams = re.compile(rf"(?=({skip}[{HAN}]{skip}[{HAN}]))")
@@ -276,7 +288,7 @@ class _Pass:
         if text.startswith(_DIALOGUE_DASH):
             result.dialogue_chars += len(text)
         elif has_quotes:
-            result.dialogue_chars += sum(len(q) for q in _QUOTED.findall(text))
+            result.dialogue_chars += sum(map(len, _QUOTED.findall(text)))
         if len(text) >= DUPLICATE_MIN_CHARS:
             key = hash(text)
             if key in self.seen_paragraphs:
@@ -299,6 +311,7 @@ class _Pass:
         lengths = result.sentence_lengths
         find_words, has_quote = self.find_words, _HAS_QUOTE.search
         paragraph_tokens: list[str] = []  # counted once per paragraph: fewer calls
+        base = len(words_out)  # where this paragraph's words start in the stretch's list
         for sentence in split_sentences(text):
             if not single:
                 unit = units[min(count_units - 1, consumed * count_units // span)]
@@ -307,19 +320,22 @@ class _Pass:
             count = len(tokens)
             if not count:
                 continue
-            words += count
             position += 1
             lengths[count] += 1
-            paragraph_tokens += tokens
             if low <= count <= high:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
                     loose = has_quotes and has_quote(sentence) is not None
-                    kept = tokens if latin else []  # CJK scoring reads the text itself
-                    unit.keep(_Candidate(position, sentence, count, kept, loose))
+                    # Latin: its words are found again in the stretch's word list at
+                    # scoring; CJK scoring reads the text itself
+                    at = base + words if latin else -1
+                    unit.keep(_Candidate(position, sentence, count, at, loose))
+            words += count
+            paragraph_tokens += tokens
         self.position = position
         # the type-token window grows a paragraph at a time (one set update per paragraph)
-        self.window.update(paragraph_tokens)
+        if self.window_read:
+            self.window.update(paragraph_tokens)
         self.window_words += words
         if self.window_words >= TTR_WINDOW:
             self._close_window()
@@ -337,41 +353,54 @@ class _Pass:
         result.last_paragraph = text
         return words
 
-    def _count(self, counter: Counter[str], pending: list[str]) -> None:
-        """Add a batch of words to the chapter's counts and the whole text's, each in C
-        (merging a chapter's ``Counter`` into the text's would loop in Python)."""
-        counter.update(pending)
-        self.words.update(pending)
-        pending.clear()
+    def _count(self, tokens: list[str]) -> tuple[Counter[str], list[str]]:
+        """The stretch's word counts, added to the whole text's by a merge in C (one
+        step per distinct word: counting every word again into the text's large
+        ``Counter`` costs three times more, and ``Counter.update`` merges in Python);
+        and the words no earlier stretch had."""
+        counter = Counter(tokens)
+        total = self.words
+        keys = list(counter)
+        before = list(map(total.get, keys, repeat(0)))
+        dict.update(total, zip(keys, map(operator.add, before, counter.values()), strict=True))
+        return counter, list(compress(keys, map(operator.not_, before)))
 
     def _close_window(self) -> None:
-        types = set(map(str.lower, self.window)) if not self.cjk else self.window
-        self.result.ttr_values.append(len(types) / self.window_words)
-        self.window = set()
+        if self.window_read:
+            types = set(map(str.lower, self.window)) if not self.cjk else self.window
+            self.result.ttr_values.append(len(types) / self.window_words)
+            self.window = set()
         self.window_words = 0
+        self.windows += 1
+        self.window_read = not self.windows % self.window_stride
 
     # -- summaries ----------------------------------------------------------------------
-    def score_latin(self, units: list[_Unit], counter: Counter[str]) -> None:
-        """Score with the chapter's own word counts (see the module docstring)."""
-        content, function = self.content_words, self.function_words
-        for word in set(counter).difference(content):  # words not seen in earlier chapters
+    def score_latin(
+        self, units: list[_Unit], counted: tuple[Counter[str], list[str]], tokens: list[str]
+    ) -> None:
+        """Score with the chapter's own word counts (see the module docstring);
+        ``counted``: :meth:`_count`'s answer; ``tokens``: the stretch's words, where
+        each candidate's ``start`` points."""
+        counter, new = counted
+        function, stop = self.function_words, self.stop
+        for word in new:  # words not seen in earlier chapters
             lower = word.lower()
-            keep = len(lower) >= 3 and lower not in self.stop and not lower.isdigit()
-            content[word] = keep
-            if not keep:
+            if len(lower) < 3 or lower in stop or lower.isdigit():
                 function.add(word)
         # built in C (no Python loop over the chapter's words); function words removed
         weights = dict(zip(counter.keys(), map(math.log1p, counter.values()), strict=True))
-        for word in function.intersection(counter.keys()):
-            del weights[word]
-        get, zero = weights.get, repeat(0.0)
+        weights.update(zip(function.intersection(counter.keys()), repeat(0.0)))
+        # every word's weight, in text order, in C; a sentence's sum is then a slice's
+        # (the same additions in the same order as summing its own words' weights)
+        values = list(map(weights.get, tokens, repeat(0.0)))
         for unit in units:
             for cand in unit.candidates:
-                if cand.tokens:  # else scored with an earlier stretch
+                start = cand.start
+                if start >= 0:  # else scored with an earlier stretch
                     size = cand.size  # _adjust, inlined (the same operations, in order)
-                    mean = sum(map(get, cand.tokens, zero)) / size
+                    mean = sum(values[start : start + size]) / size
                     cand.score = mean * min(1.0, size / 8) * (LOOSE_FACTOR if cand.loose else 1.0)
-                    cand.tokens = []
+                    cand.start = -1
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -421,30 +450,30 @@ class _Pass:
             paras = paragraphs(content, by_line=self.by_line)
             sentences_before = self.position
             chars_before, dialogue_before = result.paragraph_chars, result.dialogue_chars
-            counter: Counter[str] = Counter()
-            pending: list[str] = []
+            tokens: list[str] = []  # the stretch's words (Latin), in order
+            shared = _Shared()
             words = head_words
             if has_chapters:
                 slices = [_Unit()]
                 for para in paras:
-                    words += self.paragraph(para, slices, pending)
-                    if len(pending) >= COUNT_BATCH:
-                        self._count(counter, pending)
+                    words += self.paragraph(para, slices, tokens)
+                    if len(tokens) >= shared.next:
+                        shared.dedupe(tokens)
             else:
                 # no chapters: OVERALL equal slices by characters (a single giant line too)
                 slices = [_Unit() for _ in range(OVERALL)]
                 total = sum(len(para) + 1 for para in paras)
                 consumed = 0
                 for para in paras:
-                    words += self.paragraph(para, slices, pending, consumed, total)
+                    words += self.paragraph(para, slices, tokens, consumed, total)
                     consumed += len(para) + 1
-                    if len(pending) >= COUNT_BATCH:
-                        self._count(counter, pending)
-            self._count(counter, pending)
+                    if len(tokens) >= shared.next:
+                        shared.dedupe(tokens)
             if not self.cjk:
-                self.score_latin(slices, counter)
+                self.score_latin(slices, self._count(tokens), tokens)
                 for unit in slices:
                     _prune(unit)
+            del tokens
             result.words += words
             result.sentences = self.position
             if is_chapter and heading is not None:
@@ -473,6 +502,23 @@ class _Pass:
         if self.window_words and (not result.ttr_values or self.window_words >= TTR_WINDOW // 2):
             self._close_window()
         return result, units
+
+
+class _Shared:
+    """Keeps a long stretch's word list small: past :data:`SHARE_PAST` words, each word
+    is replaced by the first string of the same text (the list then holds references
+    to a few thousand strings instead of one string per word)."""
+
+    def __init__(self) -> None:
+        self.next = SHARE_PAST
+        self.done = 0
+        self.canonical: dict[str, str] = {}
+
+    def dedupe(self, tokens: list[str]) -> None:
+        fresh = tokens[self.done :]
+        tokens[self.done :] = map(self.canonical.setdefault, fresh, fresh)
+        self.done = len(tokens)
+        self.next = self.done + COUNT_BATCH
 
 
 def _heading_number(heading: Heading) -> int | None:
@@ -575,7 +621,8 @@ def analyse(
     result, units = walk.run(body, parts_of_body, progress)
     summarising()
     # what the walk no longer needs goes before the language's word list is loaded
-    walk.content_words, walk.function_words = {}, set()
+    walk.function_words = set()
+    walk.seen_paragraphs, walk.window = set(), set()
     if walk.phrases is not None:
         walk.phrase_candidates = walk.phrases.candidates(PHRASES)
         walk.phrases = None
@@ -593,6 +640,7 @@ def analyse(
     else:
         assert walk.cast is not None
         result.characters = walk.cast.characters(walk.words, NAMES)
+        walk.cast = None  # its evidence, before the language's word list is loaded
         result.names = [(c.name, c.mentions) for c in result.characters]
         result.keywords = latin_keywords(walk.words, language, [n for n, _ in result.names])
         result.unknown = unknown_latin_words(walk.words, language)

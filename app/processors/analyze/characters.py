@@ -29,14 +29,17 @@ Aliases and whole names
     (``Mock Turtle``, ``Moby Dick``) and absorbs them; a full name used less
     than its first name (``Elizabeth Bennet``) is folded into it. A surname
     used with both male and female titles (``Mr. Bennet``, ``Mrs. Bennet``)
-    gives one character per title group (the bare surname goes to the more
-    titled one, and is shown bare when it is used so at least
-    :data:`BARE_SHARE` as often as the title: ``Bingley`` beside ``Miss
-    Bingley``). A name written after a title at least :data:`TITLED_SHARE` of
+    gives one character per title group, each shown with its title (``Mr.
+    Bingley`` beside ``Miss Bingley``, ``Madame Bovary`` beside ``M. Bovary``: a
+    surname shared by several people does not say which one is meant, so it is
+    never shown alone); the bare surname's uses go to the more titled one.
+    A name written after a title at least :data:`TITLED_SHARE` of
     the time is shown with it (``Lady Catherine``).
 
 In a text longer than :data:`CONTEXT_SAMPLE_CHARS`, the evidence is read around
-a regular sample of the mentions (linear cost, bounded per character).
+every n-th capitalised run only (a regular sample), and the mentions, titles and
+chapters of every run are counted once per distinct run and chapter (the runs
+themselves counted in C): the Python work follows the sample, not the text.
 
 Mentions are all of these occurrences; characters are sorted by mentions (ties
 alphabetical), and each has its mentions per chapter.
@@ -52,7 +55,7 @@ from app.processors.analyze.language import STOP_WORDS, stop_words
 
 CONTEXT_SAMPLE_CHARS = 1_500_000
 """Up to this size every mention's context is read; in a longer text, every n-th
-mention's (n = 1 + size // CONTEXT_SAMPLE_CHARS), its evidence counting n times.
+capitalised run's (n = 1 + size // CONTEXT_SAMPLE_CHARS), its evidence counting n times.
 Mentions, titles and chapters are always counted exactly."""
 NOUN_ARTICLE_SHARE = 0.3
 """German: a word written after an article this often is a noun, not a name."""
@@ -66,9 +69,6 @@ PAIR_SHARE = 0.5
 """A two-word name absorbs a word used alone fewer than twice as often as the pair."""
 TITLED_SHARE = 0.8
 """A name written after a title this often is shown with it (``Lady Catherine``)."""
-BARE_SHARE = 0.5
-"""Of two persons sharing a surname, the one named bare this often (against its titled
-uses) is shown bare (``Bingley`` beside ``Miss Bingley``)."""
 GENDER_SHARE = 0.2
 """A title group used for at least this share of a name's titled uses is its own person."""
 
@@ -244,25 +244,23 @@ class LatinCast:
         self.skip = frozenset(word.capitalize() for word in self.stop) | {"I"}
         """Capitalised stop words, which the scan passes over at once."""
         self.cores: dict[tuple[str, ...], _Core] = defaultdict(_Core)
+        self.parsed: dict[tuple[str, ...], object] = {}
+        """Words of a piece → :meth:`_parse`'s answer."""
+        self.names: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}
+        """A run → :meth:`_names`' answer."""
 
     def feed(self, text: str, chapter: int) -> None:
         """Read one stretch of text belonging to chapter ``chapter``."""
-        skip, cores, stride = self.skip, self.cores, self.stride
+        if self.stride > 1:
+            self._feed_sampled(text, chapter)
+            return
+        skip = self.skip
         for match in _RUN.finditer(text):
             run = match.group()
             if run in skip:  # a lone stop word ("The", "But"): nothing to learn from it
                 continue
             base = match.start()
             if " " not in run and "\n" not in run:  # one word, the common case
-                if stride > 1 and (self.seen + 1) % stride:
-                    # not in the sample: count the mention, read no context
-                    self.seen += 1
-                    folded = run.lower()
-                    if len(run) > 1 and folded not in self.stop and folded not in HONORIFICS:
-                        core = cores[(run,)]
-                        core.mentions += 1
-                        core.groups[""][chapter] += 1
-                    continue
                 self._observe(text, [(base, match.end(), run)], True, chapter)
                 continue
             piece: list[tuple[int, int, str]] = []
@@ -279,34 +277,86 @@ class LatinCast:
     def _observe(
         self, text: str, piece: list[tuple[int, int, str]], first: bool, chapter: int
     ) -> None:
-        stop = self.stop
         start = piece[0][0]
         prev, prev2, at_start = "", "", True
         self.seen += 1
         sampled = not self.seen % self.stride
         if first and sampled:
-            back = text[max(0, start - _CONTEXT) : start][::-1]
-            before = _BEFORE.match(back)
-            at_start = start == 0 or (before is not None and before.group(2) is not None)
-            if before is not None and before.group(1):
-                prev = before.group(1)[::-1].lower()
-                earlier = _BEFORE2.match(back, before.end())
-                prev2 = earlier.group(1)[::-1].lower() if earlier is not None else ""
-        words = [word for _, _, word in piece]
+            prev, prev2, at_start = self._before(text, start)
+        words = tuple(word for _, _, word in piece)
+        parsed = self._parse(words)
+        if parsed is None:
+            return
+        title, leading, key, nxt = parsed
+        core = self.cores[key]
+        core.mentions += 1
+        if sampled:  # evidence, weighted by the sampling stride
+            if leading:
+                at_start = False
+                for folded in leading:
+                    if folded:
+                        prev2, prev = prev, folded
+            self._evidence(core, text, piece[-1][1], title, prev, prev2, at_start, nxt)
+        if title:
+            core.titles[title] += 1
+        core.groups[_group(title)][chapter] += 1
+
+    def _evidence(
+        self,
+        core: _Core,
+        text: str,
+        end: int,
+        title: str,
+        prev: str,
+        prev2: str,
+        at_start: bool,
+        nxt: str | None,
+    ) -> None:
+        """Add one mention's evidence to ``core``, weighted by the sampling stride
+        (``end``: where the run ends; ``nxt``: the word after the name inside the run)."""
+        weight = self.stride
+        core.sampled += weight
+        if prev in _ARTICLES:
+            core.article += weight
+        if nxt is None:
+            after = _AFTER.match(text, end)
+            nxt = after.group(1).lower() if after is not None else ""
+        if not at_start:
+            core.mid += weight
+        speech = prev in SPEECH_VERBS or (prev in _ARTICLES and prev2 in SPEECH_VERBS)
+        if title or speech or prev in _COMPANY or nxt in SPEECH_VERBS or nxt in AGENT_VERBS:
+            core.person += weight
+        if prev in PLACE_PREPOSITIONS or (prev in _ARTICLES and prev2 in PLACE_PREPOSITIONS):
+            core.place += weight
+
+    def _parse(
+        self, words: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...], tuple[str, ...], str | None] | None:
+        """A piece's title, leading words (each stop word or article case-folded, ""
+        for a title), name (its core's key) and the word after the name inside the
+        piece (None when the name ends it); None when the piece names no one. Depends
+        on the words alone: cached."""
+        parsed = self.parsed.get(words, _UNPARSED)
+        if parsed is not _UNPARSED:
+            return parsed  # type: ignore[return-value]
+        stop = self.stop
         title = ""
         index = 0
+        leading: list[str] = []
+        result: tuple[str, tuple[str, ...], tuple[str, ...], str | None] | None = None
         while index < len(words):
             bare = words[index].rstrip(".")
             folded = bare.lower()
             if folded in HONORIFICS or (_is_title(bare) and words[index].endswith(".")):
                 title = words[index]
+                leading.append("")
             elif folded in stop or folded in _ARTICLES:
                 if title:
-                    return
-                prev2, prev = prev, folded
+                    self.parsed[words] = None
+                    return None
+                leading.append(folded)
             else:
                 break
-            at_start = False
             index += 1
         core_words: list[str] = []
         for word in words[index:]:
@@ -315,31 +365,75 @@ class LatinCast:
             if folded in stop or folded in HONORIFICS or len(bare) < 2:
                 break
             core_words.append(bare)
-        if not core_words:
-            return
-        core = self.cores[tuple(core_words)]
-        core.mentions += 1
-        if sampled:  # evidence, weighted by the sampling stride
-            weight = self.stride
-            core.sampled += weight
-            if prev in _ARTICLES:
-                core.article += weight
+        if core_words:
             last = index + len(core_words)
-            if last < len(words):
-                nxt = words[last].rstrip(".").lower()
-            else:
-                after = _AFTER.match(text, piece[-1][1])
-                nxt = after.group(1).lower() if after is not None else ""
-            if not at_start:
-                core.mid += weight
-            speech = prev in SPEECH_VERBS or (prev in _ARTICLES and prev2 in SPEECH_VERBS)
-            if title or speech or prev in _COMPANY or nxt in SPEECH_VERBS or nxt in AGENT_VERBS:
-                core.person += weight
-            if prev in PLACE_PREPOSITIONS or (prev in _ARTICLES and prev2 in PLACE_PREPOSITIONS):
-                core.place += weight
-        if title:
-            core.titles[title] += 1
-        core.groups[_group(title)][chapter] += 1
+            nxt = words[last].rstrip(".").lower() if last < len(words) else None
+            result = (title, tuple(leading), tuple(core_words), nxt)
+        self.parsed[words] = result
+        return result
+
+    def _feed_sampled(self, text: str, chapter: int) -> None:
+        """:meth:`feed` for a long text: every run's mentions, titles and chapter are
+        counted once per distinct run (in C, then one step per distinct run), and the
+        context is read around every ``stride``-th run only."""
+        matches = list(_RUN.finditer(text))
+        cores, names = self.cores, self.names
+        for run, count in Counter(map(_GROUP, matches)).items():
+            named = names.get(run)
+            if named is None:
+                named = names[run] = self._names(run)
+            for key, title, group in named:
+                core = cores[key]
+                core.mentions += count
+                if title:
+                    core.titles[title] += count
+                core.groups[group][chapter] += count
+        stride = self.stride
+        first_sampled = (stride - 1 - self.seen) % stride
+        self.seen += len(matches)
+        for match in matches[first_sampled::stride]:
+            run = match.group()
+            if run in self.skip:
+                continue
+            base = match.start()
+            for words, start, end in _pieces(run):
+                parsed = self._parse(words)
+                if parsed is None:
+                    continue
+                title, leading, key, nxt = parsed
+                prev, prev2, at_start = "", "", True
+                if start == 0:  # the run's first piece: its context
+                    prev, prev2, at_start = self._before(text, base)
+                if leading:
+                    at_start = False
+                    for folded in leading:
+                        if folded:
+                            prev2, prev = prev, folded
+                self._evidence(cores[key], text, base + end, title, prev, prev2, at_start, nxt)
+
+    def _names(self, run: str) -> list[tuple[tuple[str, ...], str, str]]:
+        """The names a run holds: each one's key, title and title group."""
+        if run in self.skip:
+            return []
+        out = []
+        for words, _, _ in _pieces(run):
+            parsed = self._parse(words)
+            if parsed is not None:
+                out.append((parsed[2], parsed[0], _group(parsed[0])))
+        return out
+
+    @staticmethod
+    def _before(text: str, start: int) -> tuple[str, str, bool]:
+        """The word before ``start``, the one before it, and whether a sentence starts."""
+        back = text[max(0, start - _CONTEXT) : start][::-1]
+        before = _BEFORE.match(back)
+        at_start = start == 0 or (before is not None and before.group(2) is not None)
+        prev = prev2 = ""
+        if before is not None and before.group(1):
+            prev = before.group(1)[::-1].lower()
+            earlier = _BEFORE2.match(back, before.end())
+            prev2 = earlier.group(1)[::-1].lower() if earlier is not None else ""
+        return prev, prev2, at_start
 
     def characters(self, lower_counts: Counter[str], limit: int) -> list[Character]:
         """The ``limit`` most mentioned characters (``lower_counts``: case-folded word
@@ -412,27 +506,22 @@ class LatinCast:
         if titled:
             shares = {g: groups.get(g, 0) / titled for g in ("male", "female")}
             if min(shares.values()) >= GENDER_SHARE:
-                # untitled uses go to the more titled person, unless they outnumber it
-                # (then the bare surname is a character of its own)
+                # a surname several people share: untitled uses go to the more titled
+                # person, and each is shown with a title, as a bare surname would not
+                # say which of them is meant ("Bovary": Charles, Emma, his mother)
                 major = max(("male", "female"), key=lambda g: (groups.get(g, 0), g))
                 rest = [g for g in core.groups if g not in ("male", "female")]
                 untitled: Counter[int] = Counter()
                 for group in rest:
                     untitled.update(core.groups[group])
                 out = []
-                bare = sum(untitled.values())
-                if bare > groups.get(major, 0):
-                    out.append(Character(name, bare, dict(untitled)))
-                    untitled = Counter()
                 for group in ("male", "female"):
                     titles = Counter({t: n for t, n in core.titles.items() if _group(t) == group})
                     title = min(titles.items(), key=lambda item: (-item[1], item[0]))[0]
                     counts = Counter(core.groups[group])
                     shown = f"{title} {name}"
-                    if group == major and untitled:
+                    if group == major:
                         counts.update(untitled)
-                        if bare >= BARE_SHARE * groups.get(major, 0):
-                            shown = name  # "Bingley" beside "Miss Bingley"
                     out.append(Character(shown, sum(counts.values()), dict(counts)))
                 return out
         chapters: Counter[int] = Counter()
@@ -442,6 +531,30 @@ class LatinCast:
             title = min(core.titles.items(), key=lambda item: (-item[1], item[0]))[0]
             name = f"{title} {name}"
         return [Character(name, core.mentions, dict(chapters))]
+
+
+_UNPARSED = object()
+_GROUP = re.Match.group
+
+
+def _pieces(run: str) -> list[tuple[tuple[str, ...], int, int]]:
+    """A run cut into pieces at sentence ends (a period after a word that is not a
+    title: ``Alice. The``), as :meth:`LatinCast.feed` cuts it: each piece's words,
+    its start and end inside the run."""
+    out: list[tuple[tuple[str, ...], int, int]] = []
+    words: list[str] = []
+    start = 0
+    for token in _TOKEN.finditer(run):
+        word = token.group()
+        if not words:
+            start = token.start()
+        words.append(word)
+        if word.endswith(".") and not _is_title(word[:-1]):
+            out.append((tuple(words), start, token.end()))
+            words = []
+    if words:
+        out.append((tuple(words), start, len(run)))
+    return out
 
 
 def _group(title: str) -> str:

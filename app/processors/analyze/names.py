@@ -12,7 +12,9 @@ Chinese and Japanese
     better-scored one (夫人 inside 王夫人, 凤姐儿 beside 凤姐) is dropped. So is
     one of the language's :data:`COMMON_CJK_WORDS` most frequent words (人間,
     学校, 今度: ``wordfreq``'s list), unless the segmenter's dictionary tags it
-    as a person's name, and, in Chinese, a collective noun: an n-gram followed
+    as a person's name, one the segmenter's dictionary says names no one in
+    particular (a pronoun or a verbal noun: :func:`.segmentation.names_no_one`;
+    彼等 "they", 他们, 返事 "reply"), and, in Chinese, a collective noun: an n-gram followed
     by 都/皆/俱/齐 ("all") at least :data:`COLLECTIVE_SHARE` of the time (众人,
     "everyone"; a person's name is, about 2 % of the time).
     Mentions are the n-gram's count; the names are sorted by mentions.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 from app.processors.analyze.keywords import common_words
 from app.processors.analyze.language import STOP_WORDS, stop_words
-from app.processors.analyze.segmentation import is_dictionary_person
+from app.processors.analyze.segmentation import is_dictionary_person, names_no_one
 from app.processors.analyze.text import HAN
 
 _ZH_FOLLOWERS = "道说笑听忙便问叹哭看走想答喝劝骂拉"
@@ -115,7 +117,10 @@ def cjk_names(
 
 def _is_person(gram: str, count: int, texts: list[str], language: str) -> bool:
     """Not a common word of the language (unless the segmenter's dictionary knows it as
-    a person's name), and in Chinese not a collective noun (see the module docstring)."""
+    a person's name), not a pronoun or a verbal noun, and in Chinese not a collective
+    noun (see the module docstring)."""
+    if names_no_one(gram, language):
+        return False
     if gram in common_words(language, COMMON_CJK_WORDS) and not is_dictionary_person(
         gram, language
     ):

@@ -108,6 +108,35 @@ def is_dictionary_person(word: str, language: str) -> bool:
     return len(tokens) == 1 and tokens[0].feature.pos3 == "人名"
 
 
+_JA_POINTING = frozenset("彼此其何誰")
+"""Roots of Japanese pronouns that point at someone rather than name them: the
+demonstratives (ko-so-a-do: 此 this, 其 that, 彼 that one, he; 何 which) and 誰 who."""
+
+
+def names_no_one(word: str, language: str) -> bool:
+    """True when the segmenter's dictionary says ``word`` cannot be a person's name.
+
+    Chinese: jieba tags it as a pronoun (``r``: 他们, 咱们, 自己). Japanese: unidic
+    parses it as a pronoun (代名詞) followed by a suffix (a plural or group: 彼等,
+    君達), or as a pronoun built on a pointing root (:data:`_JA_POINTING`: 彼女, 此奴),
+    or as one verbal noun (サ変可能: 返事 "reply", an act, not a person). A
+    first-person pronoun alone stays possible: a first-person narrator is named so
+    (吾輩 in 吾輩は猫である)."""
+    if language == "zh":
+        return _posseg_tags().get(word, "") == "r"
+    if language != "ja":
+        return False
+    tokens = list(_tagger()(word))
+    if not tokens:
+        return False
+    first = tokens[0].feature
+    if first.pos1 == "代名詞":
+        if len(tokens) > 1 and all(t.feature.pos1 == "接尾辞" for t in tokens[1:]):
+            return True
+        return len(tokens) == 1 and word[0] in _JA_POINTING
+    return len(tokens) == 1 and first.pos1 == "名詞" and first.pos3 == "サ変可能"
+
+
 @lru_cache(maxsize=1)
 def _posseg_tags() -> dict[str, str]:
     import jieba.posseg

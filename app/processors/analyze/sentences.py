@@ -47,5 +47,5 @@ def split_sentences(paragraph: str) -> list[str]:
         return [paragraph] if paragraph.strip() else []
     starts = [0, *ends]
     ends.append(len(paragraph))
-    pieces = [paragraph[a:b].strip() for a, b in zip(starts, ends, strict=True)]
-    return [p for p in pieces if p]
+    # cut, stripped and the empty ones dropped in C (no Python step per sentence)
+    return list(filter(None, map(str.strip, map(paragraph.__getitem__, map(slice, starts, ends)))))
