@@ -39,9 +39,9 @@ from app.models import Task
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PLAIN_UVICORN = ("--loop", "asyncio", "--http", "h11", "--backlog", "4096")
-IDLE = re.compile(
-    r"^(?:select \(selectors\.py|wait \(threading\.py|_wait_for_tstate_lock|get \(queue\.py"
-    r"|_worker \(concurrent/futures/thread\.py|poll \(selectors\.py)"
+IDLE = re.compile(  # innermost frames of a thread or loop waiting, not working
+    r"^(?:\w+\.)?(?:select|poll) \(selectors\.py|^Condition\.wait \(threading\.py"
+    r"|^(?:\w+\.)?_wait_for_tstate_lock|^Queue\.get \(queue\.py"
 )
 
 
@@ -79,6 +79,7 @@ def report_samples(raw: Path, top: int = 22) -> None:
         return
     leaf: Counter[str] = Counter()
     leaf_frames: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     idle = 0
@@ -94,12 +95,17 @@ def report_samples(raw: Path, top: int = 22) -> None:
         total += n
         leaf[package(frames[-1])] += n
         leaf_frames[frames[-1]] += n
+        for name in {package(frame) for frame in frames}:
+            packages[name] += n
         for frame in set(frames):
             if "/app/" in frame or "(app/" in frame:
                 inclusive[frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1]] += n
     print(f"  samples: {total} busy ({idle} more waiting in select/locks left out)")
     print("  self time by package of the innermost frame:")
     for name, n in leaf.most_common(top):
+        print(f"    {100 * n / total:5.1f} %  {name}")
+    print("  packages on the stack (inclusive):")
+    for name, n in packages.most_common(top):
         print(f"    {100 * n / total:5.1f} %  {name}")
     print("  innermost frames:")
     for name, n in leaf_frames.most_common(12):

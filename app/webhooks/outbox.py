@@ -61,7 +61,9 @@ _RECEIVERS = (
     .order_by(TASKS.c.id, _ENDPOINTS.c.created_at, _ENDPOINTS.c.id)
 )
 _TASK_ROWS = select(TASKS).where(TASKS.c.id.in_(bindparam("ids", expanding=True)))
-_LOCK_BATCH = select(_BATCHES.c.id).where(_BATCHES.c.id == bindparam("b_batch_id"))
+_LOCK_BATCH = (
+    select(_BATCHES.c.id).where(_BATCHES.c.id == bindparam("b_batch_id")).with_for_update()
+)
 _BATCH_TASKS = (
     select(TASKS)
     .where(TASKS.c.batch_id == bindparam("b_batch_id"))
@@ -116,6 +118,35 @@ def _delivery(
     }
 
 
+Receiver = tuple[str | None, str]
+"""An endpoint's id and URL, or None and a callback URL."""
+
+
+def _receivers(
+    found: Sequence[Any], finals: dict[str, str]
+) -> tuple[dict[str, list[Receiver]], dict[str, tuple[str, list[Receiver]]]]:
+    """Who gets each task's event, and each batch's ``batch.completed`` (with its owner),
+    from ``_RECEIVERS``' rows (a task once per endpoint of its owner)."""
+    wanted: dict[str, list[Receiver]] = {}
+    batches: dict[str, tuple[str, list[Receiver]]] = {}
+    for row in found:
+        receivers = wanted.setdefault(row.id, [])
+        if row.callback_url and (None, row.callback_url) not in receivers:
+            receivers.append((None, row.callback_url))
+        endpoint = (row.endpoint_id, row.endpoint_url)
+        if row.endpoint_id is not None and finals[row.id] in row.events:
+            receivers.append(endpoint)
+        if row.batch_id is None:
+            continue
+        _owner, for_batch = batches.setdefault(row.batch_id, (row.owner_id, []))
+        if row.batch_callback_url and (None, row.batch_callback_url) not in for_batch:
+            for_batch.append((None, row.batch_callback_url))
+        subscribed = row.endpoint_id is not None and BATCH_COMPLETED in row.events
+        if subscribed and endpoint not in for_batch:
+            for_batch.append(endpoint)
+    return wanted, batches
+
+
 async def record(session: AsyncSession, rows: Sequence[Row[Any] | None]) -> int:
     """Write the deliveries of the tasks among ``rows`` (the state machine's RETURNING
     rows: ``id``, ``status``) whose new status is final, in ``session``'s transaction:
@@ -127,27 +158,15 @@ async def record(session: AsyncSession, rows: Sequence[Row[Any] | None]) -> int:
     counted, so of two transactions finishing a batch's last tasks the second sees the
     first's commit and exactly one writes ``batch.completed``.
     """
-    finals = {row.id: TASK_EVENTS[row.status] for row in rows if row is not None
-              and row.status in TASK_EVENTS}  # fmt: skip
+    finals = {
+        row.id: TASK_EVENTS[row.status]
+        for row in rows
+        if row is not None and row.status in TASK_EVENTS
+    }
     if not finals:
         return 0
     found = (await session.execute(_RECEIVERS, {"ids": list(finals)})).all()
-    wanted: dict[str, list[tuple[str | None, str]]] = {}
-    batches: dict[str, tuple[str, list[tuple[str | None, str]]]] = {}
-    for row in found:
-        receivers = wanted.setdefault(row.id, [])
-        if row.callback_url and (None, row.callback_url) not in receivers:
-            receivers.append((None, row.callback_url))
-        if row.endpoint_id is not None and finals[row.id] in row.events:
-            receivers.append((row.endpoint_id, row.endpoint_url))
-        if row.batch_id is not None:
-            _owner, batch_receivers = batches.setdefault(row.batch_id, (row.owner_id, []))
-            if row.batch_callback_url and (None, row.batch_callback_url) not in batch_receivers:
-                batch_receivers.append((None, row.batch_callback_url))
-            endpoint = (row.endpoint_id, row.endpoint_url)
-            if (row.endpoint_id is not None and BATCH_COMPLETED in row.events
-                    and endpoint not in batch_receivers):  # fmt: skip
-                batch_receivers.append(endpoint)
+    wanted, batches = _receivers(found, finals)
     owners = {row.id: row.owner_id for row in found}
     now = utcnow()
     deliveries: list[dict[str, Any]] = []
@@ -164,7 +183,7 @@ async def record(session: AsyncSession, rows: Sequence[Row[Any] | None]) -> int:
         if not receivers:
             continue
         if session.get_bind().dialect.name == "postgresql":
-            await session.execute(_LOCK_BATCH.with_for_update(), {"b_batch_id": batch_id})
+            await session.execute(_LOCK_BATCH, {"b_batch_id": batch_id})
         tasks = (await session.execute(_BATCH_TASKS, {"b_batch_id": batch_id})).all()
         if not all(TaskStatus(task.status).is_terminal for task in tasks):
             continue

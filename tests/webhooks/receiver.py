@@ -69,8 +69,8 @@ class Receiver:
 
 async def start(receiver: Receiver) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     config = uvicorn.Config(
-        receiver, host=receiver.host, port=0, lifespan="off", log_level="warning",
-        access_log=False,
+        receiver, host=receiver.host, port=0, lifespan="off", access_log=False,
+        log_config=None,  # leave the process's logging alone (later tests read it)
     )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

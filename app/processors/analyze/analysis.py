@@ -567,6 +567,16 @@ def _broken(previous_end: str, text: str) -> bool:
     return (previous_end.isalpha() or previous_end in ",，、") and first.islower()
 
 
+_SCORE = operator.attrgetter("score")
+
+
+def _ranked(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Best score first, ties to the earlier sentence: ``candidates`` are always in text
+    order, and a stable sort by score alone keeps that order among equals (a key read
+    in C, no tuple per candidate)."""
+    return sorted(candidates, key=_SCORE, reverse=True)
+
+
 def _prune(unit: _Unit) -> None:
     """Drop the scored (Latin) candidates of ``unit`` that no summary can choose, to free
     their memory: those that :data:`PER_CHAPTER` synopsis-like candidates outscore even
@@ -576,7 +586,7 @@ def _prune(unit: _Unit) -> None:
     if len(candidates) <= PER_CHAPTER:
         return
     good = 0
-    for cand in sorted(candidates, key=lambda c: (-c.score, c.position)):
+    for cand in _ranked(candidates):
         if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), False):
             good += 1
             if good == PER_CHAPTER:
@@ -589,7 +599,7 @@ def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidat
     """The ``count`` best synopsis-like candidates (others only when there are too few
     of them), in text order. Whether a candidate is synopsis-like is only read for the
     best-scored ones, until enough are found: not for every sentence of the text."""
-    ranked = sorted(candidates, key=lambda c: (-c.score, c.position))
+    ranked = _ranked(candidates)
     good: list[_Candidate] = []
     rest: list[_Candidate] = []
     for cand in ranked:
