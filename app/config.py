@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{ROOT_DIR / 'data' / 'novel_tasks.db'}"
     database_pool_size: int = Field(default=10, ge=1, le=200)
     upload_dir: Path = ROOT_DIR / "uploads"
+    # Where uploads and result files are kept (app/services/storage.py): "local" is
+    # UPLOAD_DIR; "s3" an S3-compatible bucket shared by every API and worker host
+    # (UPLOAD_DIR then holds only each worker's scratch copies).
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # One request to the bucket, retries included, gives up after this long.
+    s3_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     max_file_size: int = Field(default=10 * 1024 * 1024, ge=1)
     allowed_extensions: Annotated[list[str], NoDecode] = [".txt", ".md"]
     max_batch_files: int = Field(default=25, ge=1, le=1000)
@@ -193,6 +203,13 @@ class Settings(BaseSettings):
             parsed[name.strip()] = target.strip()
         return parsed
 
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        """``novels``, ``/novels/`` and ``novels/`` are one prefix: ``novels/``."""
+        value = value.strip().strip("/")
+        return f"{value}/" if value else ""
+
     @model_validator(mode="after")
     def _register_remote_processors(self) -> Settings:
         from app.processors.registry import BUILT_IN
@@ -237,6 +254,8 @@ class Settings(BaseSettings):
     def _production_secrets(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
             raise ValueError("SECRET_KEY must be set to a private value in production")
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET must be set when STORAGE_BACKEND is s3")
         if (self.admin_email is None) != (self.admin_password is None):
             raise ValueError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together")
         return self

@@ -58,6 +58,13 @@ def _lifespan(settings: Settings) -> Any:
             swept = await storage.sweep_temp(settings.upload_dir, STALE_TEMP_SECONDS)
             if swept:
                 log.info("stale_uploads_removed", files=swept)
+            try:  # the bucket's leftovers of API processes that died mid-upload
+                swept = await storage.sweep_temp_objects(settings, STALE_TEMP_SECONDS)
+            except OSError as exc:  # unreachable now: the next start sweeps them
+                log.warning("stale_upload_objects_not_swept", error=str(exc))
+            else:
+                if swept:
+                    log.info("stale_upload_objects_removed", objects=swept)
             registry.configure(settings.processors)  # uploads validate processor names
             state: dict[str, Any] = {
                 "settings": settings,

@@ -10,6 +10,12 @@ so transaction-rollback isolation would not hold).
 ``--backends=sqlite`` or ``--backends=postgresql`` narrows the run. Without a
 reachable PostgreSQL the PostgreSQL cases skip with the reason shown, except
 under ``CI=true``, where they fail.
+
+File storage: a test that takes the ``storage`` fixture runs once per storage
+backend (``--storage``, default ``local,s3``); every other test stores its files
+locally (many look at ``UPLOAD_DIR`` itself). The bucket is moto's S3 server on
+loopback, started once per session when a test first needs it and stopped by
+its PID, with a new bucket per test (``tests/s3.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from app.database import create_engine_for, create_session_factory
 from app.events.bus import EventBus
 from app.main import create_app
 from app.models import Base
+from tests.s3 import S3Server, credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "corpus"
@@ -49,6 +56,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("TEST_BACKENDS", ",".join(BACKENDS)),
         help="comma-separated database backends to run the database tests on",
     )
+    parser.addoption(
+        "--storage",
+        default="local,s3",
+        help="comma-separated storage backends for the tests that take the storage fixture",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -60,6 +72,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "sqlite_only" in marks:
             wanted = [b for b in wanted if b == "sqlite"]
         metafunc.parametrize("backend", wanted, scope="session", indirect=False)
+    if "storage" in metafunc.fixturenames:
+        storages = [s for s in metafunc.config.getoption("--storage").split(",") if s]
+        metafunc.parametrize("storage", storages, scope="session")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on loopback for this session, stopped by its PID at the end."""
+    server = S3Server()
+    with credentials():
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def s3_settings(server: S3Server, bucket: str | None = None) -> dict[str, Any]:
+    return {
+        "storage_backend": "s3",
+        "s3_bucket": bucket or server.new_bucket(),
+        "s3_prefix": "ntm/",
+        "s3_endpoint_url": server.endpoint,
+        "s3_region": "us-east-1",
+        "s3_timeout_seconds": 5,
+    }
 
 
 def alembic_config(database_url: str) -> Config:
@@ -163,9 +201,21 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings of this test's storage backend (its ``storage`` parameter, else
+    local): nothing for local, a new bucket for s3."""
+    if "storage" not in request.fixturenames or request.getfixturevalue("storage") == "local":
+        return {}
+    return s3_settings(request.getfixturevalue("s3_server"))
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, tmp_path: Path, storage_settings: dict[str, Any]
+) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
+            **storage_settings,
             "environment": "test",
             "database_url": database_url,
             "upload_dir": tmp_path / "uploads",

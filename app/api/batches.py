@@ -30,7 +30,7 @@ async def batch_archive(
     """A zip of every completed task's result files, streamed (built while it is sent)."""
     entries = await batch_service.archive_entries(session, settings, user, batch_id)
     return StreamingResponse(
-        batch_service.zip_stream(entries),
+        batch_service.zip_stream(settings, entries),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.zip"'},
     )

@@ -11,13 +11,21 @@
   whole file (section 13.1.5).
 
 Starlette's ``FileResponse`` streams the parts; this module decides what it is
-asked for, so it never answers a malformed range with its text/plain 400.
+asked for, so it never answers a malformed range with its text/plain 400. A
+file in the bucket (``STORAGE_BACKEND=s3``) is streamed through the API by
+:class:`ObjectDownloadResponse`, the same response reading an object instead
+of a file, so both backends answer the same headers, ranges, 304 and 416.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from email.utils import formatdate
+from typing import Any
 
 import anyio
 from starlette.datastructures import Headers
@@ -25,7 +33,9 @@ from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
 from app.api.problems import problem_response
+from app.config import Settings
 from app.errors import RangeNotSatisfiable
+from app.services import storage
 
 _ENTITY_TAG = re.compile(r'\s*(?:W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)')
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
@@ -149,3 +159,41 @@ class DownloadResponse(FileResponse):
         if self.stat_result is None:
             return False
         return if_range == formatdate(self.stat_result.st_mtime, usegmt=True)
+
+
+class ObjectDownloadResponse(DownloadResponse):
+    """:class:`DownloadResponse` for an object of the bucket: its size and date come from
+    a HEAD made before the response starts (so a missing object is a 404 and an
+    unreachable bucket a 503, not a broken stream), and its bytes from ranged GETs
+    streamed as they are sent."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stored: storage.Stored,
+        facts: storage.ObjectFacts,
+        *,
+        media_type: str,
+        filename: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        self._settings, self._stored = settings, stored
+        stat_result = os.stat_result(
+            (stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, facts.size, facts.modified,
+             facts.modified, facts.modified)
+        )  # fmt: skip
+        super().__init__(
+            stored.key, media_type=media_type, filename=filename, headers=headers,
+            stat_result=stat_result,
+        )  # fmt: skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = {
+            k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"
+        }
+        await super().__call__({**scope, "extensions": extensions}, receive, send)
+
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[Any]:
+        assert self.stat_result is not None
+        yield storage.ObjectReader(self._settings, self._stored, self.stat_result.st_size)

@@ -16,8 +16,9 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.api.disposition import attachment
-from app.api.downloads import DownloadResponse, not_modified
+from app.api.downloads import DownloadResponse, ObjectDownloadResponse, not_modified
 from app.api.responses import BODY_PROBLEMS, problems
+from app.errors import NotFound
 from app.models import FileStorage, LogLevel, Task, TaskStatus
 from app.schemas.common import Page
 from app.schemas.task import (
@@ -324,13 +325,25 @@ async def download_file(
         return Response(
             status_code=304, headers={"ETag": etag, "Cache-Control": "private, max-age=0"}
         )
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, max-age=0",
+        "Content-Disposition": attachment(download.filename),
+    }
+    if download.stored.backend == storage.S3:  # streamed from the bucket through the API
+        try:
+            facts = await storage.object_facts(settings, download.stored)
+        except FileNotFoundError:
+            raise NotFound(
+                f"Task {task_id} has no file named {name!r}", code="file_not_found"
+            ) from None
+        return ObjectDownloadResponse(
+            settings, download.stored, facts, media_type=download.content_type,
+            filename=download.filename, headers=headers,
+        )  # fmt: skip
     return DownloadResponse(  # Range as RFC 9110 says (app/api/downloads.py)
-        download.path,
+        storage.local_path(settings, download.stored),
         media_type=download.content_type,
         filename=download.filename,
-        headers={
-            "ETag": etag,
-            "Cache-Control": "private, max-age=0",
-            "Content-Disposition": attachment(download.filename),
-        },
+        headers=headers,
     )

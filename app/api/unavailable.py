@@ -4,7 +4,8 @@ While the database is unreachable (stopped, restarting, too many
 connections) any HTTP request that needs it answers ``503
 database_unavailable`` with ``Retry-After``. When ``UPLOAD_DIR`` is full a
 request that must write there answers ``507 insufficient_storage``, and when
-it is read-only ``503 storage_unavailable``, both with ``Retry-After``. Each is a
+it is read-only ``503 storage_unavailable``, both with ``Retry-After``; so is a
+bucket that cannot be reached or refuses (``STORAGE_BACKEND=s3``). Each is a
 problem+json body saying what to do; nothing was kept (the upload's temp
 files and placed files are removed by the upload service, its transaction
 rolled back). ``CatchAllMiddleware`` asks :func:`translate` before it answers
@@ -18,6 +19,7 @@ import errno
 
 from app.database import means_database_down
 from app.errors import AppError, InsufficientStorage, ServiceUnavailable
+from app.services.storage import ObjectStoreUnavailable
 
 DATABASE_RETRY_AFTER_SECONDS = 5
 STORAGE_RETRY_AFTER_SECONDS = 30
@@ -50,6 +52,13 @@ def translate(exc: BaseException) -> AppError | None:
                 "The server's storage is full: the upload was not stored and nothing was kept. "
                 f"Try again in {STORAGE_RETRY_AFTER_SECONDS} s or later.",
                 code="insufficient_storage",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+            )
+        if isinstance(item, ObjectStoreUnavailable):
+            return ServiceUnavailable(
+                "The server's object storage cannot be reached right now: nothing was stored "
+                f"and nothing was kept. Try again in {STORAGE_RETRY_AFTER_SECONDS} s.",
+                code="storage_unavailable",
                 headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
             )
         if isinstance(item, OSError) and item.errno in _READ_ONLY:

@@ -130,7 +130,9 @@ _CLAIM_QUEUE = (
     )
     .returning(QUEUE.c.task_id)
 )
-_UPLOAD_PATHS = select(_FILES.c.task_id, _FILES.c.storage_path).where(
+_UPLOAD_PATHS = select(
+    _FILES.c.task_id, _FILES.c.storage_type, _FILES.c.storage_path, _FILES.c.storage_bucket
+).where(
     _FILES.c.task_id.in_(bindparam("ids", expanding=True)),
     _FILES.c.kind == FileKind.UPLOAD,
 )
@@ -389,8 +391,10 @@ async def claim(
         if not started:
             return []
         ids = [row.id for row in started]
-        uploads: dict[str, str] = {
-            row.task_id: row.storage_path
+        uploads: dict[str, str] = {  # where each upload is: storage.Stored.locator
+            row.task_id: storage.Stored.from_row(
+                row.storage_type, row.storage_path, row.storage_bucket
+            ).locator
             for row in await session.execute(_UPLOAD_PATHS, {"ids": ids})
         }
         await session.execute(
@@ -478,6 +482,7 @@ async def complete_many(
         log = _log_row(claimed.task_id, claimed.attempt, "Completed")
         changes.append((claimed.task_id, claimed.attempt, log, {"b_result_url": url}))
     moved: list[tuple[Path, Path]] = []
+    uploaded: list[storage.Stored] = []  # STORAGE_BACKEND=s3: put in the bucket
     async with sessions() as session, session.begin():
         rows = await transitions(session, _COMPLETE, changes)
         owned = [item for item, row in zip(finished, rows, strict=True) if row is not None]
@@ -487,18 +492,26 @@ async def complete_many(
         results: list[dict[str, Any]] = []
         try:
             for claimed, output, attempt_dir in owned:
-                result_dir = storage.results_dir(settings.upload_dir, claimed.task_id)
+                published: list[storage.Stored] = []
                 for produced in output.files:
-                    target = result_dir / produced.name
-                    await storage.move(attempt_dir / produced.name, target)
-                    moved.append((attempt_dir / produced.name, target))
-                    size, checksum = await anyio.to_thread.run_sync(_file_facts, target)
+                    source = attempt_dir / produced.name
+                    size, checksum = await anyio.to_thread.run_sync(_file_facts, source)
+                    stored = await storage.publish_result(
+                        settings, claimed.task_id, source, produced.name
+                    )
+                    published.append(stored)
+                    if stored.backend == storage.LOCAL:
+                        moved.append((source, storage.local_path(settings, stored)))
+                    else:
+                        uploaded.append(stored)
                     files.append(
                         {
                             "task_id": claimed.task_id,
                             "kind": FileKind.RESULT,
                             "name": produced.name,
-                            "storage_path": storage.relative(settings.upload_dir, target),
+                            "storage_type": stored.backend,
+                            "storage_bucket": stored.bucket,
+                            "storage_path": stored.key,
                             "size": size,
                             "content_type": produced.content_type,
                             "checksum": checksum,
@@ -506,16 +519,11 @@ async def complete_many(
                             "expires_at": expires,
                         }
                     )
-                first = output.files[0].name if output.files else None
                 results.append(
                     {
                         "task_id": claimed.task_id,
                         "attempt": claimed.attempt,
-                        "result_file_path": (
-                            storage.relative(settings.upload_dir, result_dir / first)
-                            if first
-                            else None
-                        ),
+                        "result_file_path": published[0].key if published else None,
                         "summary": output.summary,
                         "quality_score": output.quality_score,
                         "confidence_score": output.confidence_score,
@@ -531,6 +539,7 @@ async def complete_many(
             await session.execute(DEQUEUE, [{"b_task_id": item["b_task_id"]} for item in done])
         except BaseException:
             await _put_back(moved)
+            await storage.remove_uploaded(settings, uploaded)  # their sources stay in place
             raise
     return [row is not None for row in rows]
 

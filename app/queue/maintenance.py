@@ -203,8 +203,9 @@ async def delete_expired_files(session: AsyncSession, settings: Settings) -> int
         .all()
     )
     for row in rows:
-        await storage.remove(storage.absolute(settings.upload_dir, row.storage_path))
-        row.deleted_at = now
+        stored = storage.Stored.from_row(row.storage_type, row.storage_path, row.storage_bucket)
+        if await storage.remove_stored(settings, stored):  # else the next pass tries again
+            row.deleted_at = now
     return len(rows)
 
 

@@ -423,7 +423,10 @@ class WorkerPool:
             await storage.empty_dir(attempt_dir)  # one thread hop: the fast path is hot
         except OSError as exc:
             return await self._failed(attempt, storage.describe_write_error(exc), retryable=True)
-        input_path = storage.absolute(self.settings.upload_dir, claimed.upload_path)
+        try:  # the upload itself, or its copy from the bucket in the attempt's directory
+            input_path = await storage.fetch_input(self.settings, claimed.upload_path, attempt_dir)
+        except OSError as exc:
+            return await self._failed(attempt, storage.describe_read_error(exc), retryable=True)
 
         def on_progress(percent: int, stage: str) -> None:
             percent = attempts.clamp_progress(percent)

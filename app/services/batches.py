@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
@@ -43,11 +43,18 @@ async def get_batch(session: AsyncSession, user: User, batch_id: str) -> dict[st
 
 async def archive_entries(
     session: AsyncSession, settings: Settings, user: User, batch_id: str
-) -> list[tuple[str, Path]]:
-    """(name in the zip, file on disk) for every result file of the batch's completed tasks."""
+) -> list[tuple[str, storage.Stored]]:
+    """(name in the zip, stored file) for every result file of the batch's completed tasks."""
     batch = await get_owned(session, Batch, batch_id, user)
     rows = await session.execute(
-        select(Task.id, Task.file_name, FileStorage.name, FileStorage.storage_path)
+        select(
+            Task.id,
+            Task.file_name,
+            FileStorage.name,
+            FileStorage.storage_type,
+            FileStorage.storage_path,
+            FileStorage.storage_bucket,
+        )
         .join(FileStorage, FileStorage.task_id == Task.id)
         .where(
             Task.batch_id == batch.id,
@@ -58,9 +65,9 @@ async def archive_entries(
         .order_by(Task.uploaded_at, Task.id, FileStorage.name)
     )
     entries = []
-    for task_id, file_name, name, storage_path in rows.all():
+    for task_id, file_name, name, backend, key, bucket in rows.all():
         folder = f"{PurePosixPath(file_name).stem or 'task'}-{task_id[:8]}"
-        entries.append((f"{folder}/{name}", storage.absolute(settings.upload_dir, storage_path)))
+        entries.append((f"{folder}/{name}", storage.Stored.from_row(backend, key, bucket)))
     return entries
 
 
@@ -83,13 +90,14 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def zip_stream(entries: list[tuple[str, Path]]) -> Iterator[bytes]:
-    """A zip of ``entries`` produced chunk by chunk (blocking I/O: iterate it in a thread)."""
+def zip_stream(settings: Settings, entries: list[tuple[str, storage.Stored]]) -> Iterator[bytes]:
+    """A zip of ``entries`` produced chunk by chunk, each file read from its own backend
+    (blocking I/O: iterate it in a thread, as StreamingResponse does)."""
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for arcname, path in entries:
-            with archive.open(arcname, mode="w") as target, path.open("rb") as source:
-                while chunk := source.read(CHUNK):
+        for arcname, stored in entries:
+            with archive.open(arcname, mode="w") as target:
+                for chunk in storage.open_stored(settings, stored):
                     target.write(chunk)
                     if len(sink.data) >= CHUNK:
                         yield sink.drain()

@@ -19,6 +19,7 @@ from app.models import Worker
 from app.models.base import utcnow
 from app.queue import maintenance
 from app.queue.pool import live_pools
+from app.services import storage as file_storage
 
 
 def _probe_storage(upload_dir: Path) -> None:
@@ -84,11 +85,15 @@ async def check_health(
         database = {"status": "error", "backend": backend, "error": type(exc).__name__}
 
     storage: dict[str, Any] = {"status": "ok", "path": str(settings.upload_dir)}
+    if settings.storage_backend == file_storage.S3:
+        storage["bucket"] = f"s3://{settings.s3_bucket}/{settings.s3_prefix}"
     try:
         await anyio.to_thread.run_sync(_probe_storage, settings.upload_dir)
+        if settings.storage_backend == file_storage.S3:
+            await file_storage.probe_bucket(settings)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        storage = {"status": "error", "path": str(settings.upload_dir), "error": reason}
+        storage |= {"status": "error", "error": reason}
 
     if database["status"] != "ok" or storage["status"] != "ok" or workers["status"] == "stalled":
         status = "unhealthy"

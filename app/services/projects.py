@@ -119,4 +119,4 @@ async def delete_project(
     await session.delete(project)
     await session.flush()
     for task in tasks:
-        on_commit(session, partial(storage.remove_task_files, settings.upload_dir, task.id))
+        on_commit(session, partial(storage.remove_task_files, settings, task.id))

@@ -16,7 +16,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
@@ -182,12 +182,12 @@ async def create_tasks(
         if existing is not None:
             return _replayed(existing, fingerprint)
 
-    placed: list[tuple[str, Path]] = []
+    placed: list[tuple[str, storage.Stored]] = []
     for received in form.files:
         task_id = new_id()
-        target = storage.new_upload_path(settings.upload_dir, task_id, received.extension)
-        await form.keep(received, target)
-        on_rollback(session, partial(storage.remove, target.parent))
+        target = storage.new_upload_location(settings, task_id, received.extension)
+        await form.keep(received, target, settings)
+        on_rollback(session, partial(storage.remove_placed_upload, settings, target))
         placed.append((task_id, target))
     try:
         tasks, batch_id = await _insert_tasks(
@@ -209,7 +209,7 @@ async def _insert_tasks(
     user: User,
     form: ReceivedForm,
     options: UploadOptions,
-    placed: list[tuple[str, Path]],
+    placed: list[tuple[str, storage.Stored]],
     idempotency_key: str | None,
     batch: bool,
 ) -> tuple[list[Task], str | None]:
@@ -222,7 +222,7 @@ async def _insert_tasks(
         await session.flush()
         batch_id = batch_row.id
     tasks: list[Task] = []
-    for received, (task_id, path) in zip(form.files, placed, strict=True):
+    for received, (task_id, stored) in zip(form.files, placed, strict=True):
         task = Task(
             id=task_id,
             owner_id=user.id,
@@ -254,7 +254,9 @@ async def _insert_tasks(
                 task_id=task_id,
                 kind=FileKind.UPLOAD,
                 name=f"original{received.extension}",
-                storage_path=storage.relative(settings.upload_dir, path),
+                storage_type=stored.backend,
+                storage_bucket=stored.bucket,
+                storage_path=stored.key,
                 size=received.size,
                 content_type=received.content_type,
                 checksum=received.checksum,
@@ -387,7 +389,7 @@ async def delete_task(session: AsyncSession, settings: Settings, user: User, tas
     if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
         await cancel(session, task, reason="Cancelled: the task is being deleted")
     await session.execute(delete(Task).where(Task.id == task.id))
-    on_commit(session, partial(storage.remove_task_files, settings.upload_dir, task_id))
+    on_commit(session, partial(storage.remove_task_files, settings, task_id))
 
 
 async def list_logs(
@@ -438,7 +440,7 @@ async def get_result(
 
 @dataclass(frozen=True, slots=True)
 class Download:
-    path: Path
+    stored: storage.Stored
     filename: str
     content_type: str
     checksum: str
@@ -467,11 +469,11 @@ async def get_download(
     ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"Task {task_id} has no file named {name!r}", code="file_not_found")
-    path = storage.absolute(settings.upload_dir, row.storage_path)
+    stored = storage.Stored.from_row(row.storage_type, row.storage_path, row.storage_bucket)
     # named after the manuscript, so downloads of several books never overwrite each other
     filename = task.file_name if row.kind == FileKind.UPLOAD else result_download_name(task, row)
     return Download(
-        path=path,
+        stored=stored,
         filename=filename,
         content_type=row.content_type,
         checksum=row.checksum,

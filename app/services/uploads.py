@@ -2,7 +2,9 @@
 
 The request body is parsed as it arrives (python-multipart's low-level
 parser); each file part is hashed, counted and written to
-``UPLOAD_DIR/.tmp/<uuid>.part`` in 256 KiB blocks through a worker thread. A
+``UPLOAD_DIR/.tmp/<uuid>.part`` in 256 KiB blocks through a worker thread, or
+with ``STORAGE_BACKEND=s3`` streamed to a temp key of the bucket
+(``storage.ObjectUpload``: one PUT, or a multipart upload past 5 MiB). A
 file passing ``MAX_FILE_SIZE`` aborts the upload at once (413): nothing is
 ever held whole in memory or written twice. Non-file fields are bounded in
 number (``MAX_FORM_FIELDS``) and size (``MAX_FORM_FIELD_SIZE``), part headers
@@ -53,10 +55,12 @@ CONTENT_TYPES = {".txt": "text/plain", ".md": "text/markdown"}
 
 @dataclass
 class ReceivedFile:
-    """One file part, on disk under a temp name. ``filename`` is display data only."""
+    """One file part, under a temp name on disk (``temp_path``) or in the bucket
+    (``upload``). ``filename`` is display data only."""
 
     filename: str
-    temp_path: Path
+    temp_path: Path | None = None
+    upload: storage.ObjectUpload | None = None
     size: int = 0
     sha256: Any = field(default_factory=hashlib.sha256)
     sample: bytearray = field(default_factory=bytearray)
@@ -87,15 +91,27 @@ class ReceivedForm:
     files: list[ReceivedFile]
     fields: dict[str, str]
 
-    async def keep(self, received: ReceivedFile, target: Path) -> None:
+    async def keep(
+        self, received: ReceivedFile, target: storage.Stored, settings: Settings
+    ) -> None:
         """Move one received file into place: from now on it is the caller's."""
-        await storage.move(received.temp_path, target)
+        if received.upload is not None:
+            await received.upload.place(target)
+        else:
+            assert received.temp_path is not None
+            await storage.move(received.temp_path, storage.local_path(settings, target))
         received.kept = True
 
     async def discard(self) -> None:
-        """Remove every temp file not kept (shielded: it runs even when cancelled)."""
+        """Remove every temp file not kept, abort every upload to the bucket still running
+        and delete its temp object (shielded: it runs even when cancelled)."""
         with anyio.CancelScope(shield=True):
-            await storage.remove(*(f.temp_path for f in self.files if not f.kept))
+            for received in self.files:
+                if received.upload is not None:
+                    await received.upload.discard()
+            await storage.remove(
+                *(f.temp_path for f in self.files if not f.kept and f.temp_path is not None)
+            )
 
     async def __aenter__(self) -> ReceivedForm:
         return self
@@ -145,6 +161,7 @@ class _FormReceiver:
         self._field_value = bytearray()
         self._blocks: list[tuple[ReceivedFile, bytearray]] = []
         self.pending_bytes = 0
+        self.ended_files: list[ReceivedFile] = []
 
     # python-multipart callbacks (synchronous, called from parser.write)
     def on_part_begin(self) -> None:
@@ -194,10 +211,11 @@ class _FormReceiver:
                 raise Unprocessable(
                     f"At most {self.max_files} files may be sent at once", code="too_many_files"
                 )
-            received = ReceivedFile(
-                filename=display_name(filename.decode("utf-8", "replace")),
-                temp_path=storage.new_temp_path(self.settings.upload_dir),
-            )
+            received = ReceivedFile(filename=display_name(filename.decode("utf-8", "replace")))
+            if self.settings.storage_backend == storage.S3:
+                received.upload = storage.ObjectUpload(self.settings)
+            else:
+                received.temp_path = storage.new_temp_path(self.settings.upload_dir)
             self.files.append(received)
             self._current = received
             return
@@ -246,6 +264,8 @@ class _FormReceiver:
     def on_part_end(self) -> None:
         if self._current is None and self._field_name:
             self.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
+        if self._current is not None and self._current.upload is not None:
+            self.ended_files.append(self._current)  # its object is completed at the next flush
         self._current = None
 
     def on_end(self) -> None:
@@ -311,12 +331,13 @@ async def _receive(receiver: _FormReceiver, chunks: AsyncIterator[bytes], bounda
             raise Unprocessable("The multipart body is malformed", code="invalid_form") from exc
         if written != len(chunk):
             raise Unprocessable("The multipart body is malformed", code="invalid_form")
-        if receiver.pending_bytes >= FLUSH_BYTES:
+        if receiver.pending_bytes >= FLUSH_BYTES or receiver.ended_files:
             await _flush(receiver)
         if time.monotonic() - touched >= TOUCH_SECONDS:
             # A slow upload's temp files stay fresh for the start-up sweep of any process.
             await _flush(receiver)
-            await anyio.to_thread.run_sync(_touch, [f.temp_path for f in receiver.files])
+            temp_paths = [f.temp_path for f in receiver.files if f.temp_path is not None]
+            await anyio.to_thread.run_sync(_touch, temp_paths)
             touched = time.monotonic()
     if not receiver.ended:
         raise Unprocessable(
@@ -333,7 +354,15 @@ def _touch(paths: list[Path]) -> None:
 
 async def _flush(receiver: _FormReceiver) -> None:
     for target, data in receiver.take_blocks():
-        await anyio.to_thread.run_sync(_append, target.temp_path, data)
+        if target.upload is not None:
+            await target.upload.write(data)
+        else:
+            assert target.temp_path is not None
+            await anyio.to_thread.run_sync(_append, target.temp_path, data)
+    ended, receiver.ended_files = receiver.ended_files, []
+    for received in ended:
+        assert received.upload is not None
+        await received.upload.finish()
 
 
 def _check_text(received: ReceivedFile) -> None:
