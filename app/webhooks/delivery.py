@@ -30,11 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import __version__
 from app.config import Settings
 from app.events.bus import EventBus
-from app.events.publish import TaskEvent
 from app.log import get_logger
 from app.models import (
     DeliveryStatus,
-    TaskStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -42,6 +40,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.webhooks import addresses, signing
+from app.webhooks.outbox import DeliveriesRecorded
 
 log = get_logger(__name__)
 
@@ -381,8 +380,10 @@ async def finish(
 class DeliveryLoop:
     """Sends due deliveries, ``WEBHOOK_CONCURRENCY`` at once, in one worker process.
 
-    Woken when a task reaches a final status (its ``TaskEvent`` on the bus, also from
-    other processes on PostgreSQL), when a send ends, or every ``WEBHOOK_POLL_SECONDS``.
+    Woken when this process committed deliveries (``DeliveriesRecorded`` on its bus: a
+    worker's completions), when a send ends, or every ``WEBHOOK_POLL_SECONDS`` (what
+    other processes recorded, e.g. a cancel in the API). With no webhook configured it
+    only polls.
     ``stop`` lets sends in flight finish for ``WEBHOOK_TIMEOUT_SECONDS``, then cancels
     them; a cancelled one is sent again once its lease runs out.
     """
@@ -408,18 +409,17 @@ class DeliveryLoop:
         self._loop: asyncio.Task[None] | None = None
         self._pruned_at = 0.0
 
-    def _on_event(self, event: TaskEvent) -> None:
-        if TaskStatus(event.status).is_terminal:
-            self._wake.set()
+    def _on_recorded(self, _event: DeliveriesRecorded) -> None:
+        self._wake.set()
 
     async def start(self) -> None:
         if self.bus is not None:
-            self.bus.subscribe(TaskEvent, self._on_event)
+            self.bus.subscribe(DeliveriesRecorded, self._on_recorded)
         self._loop = asyncio.create_task(self._run(), name="webhook-deliveries")
 
     async def stop(self) -> None:
         if self.bus is not None:
-            self.bus.unsubscribe(TaskEvent, self._on_event)
+            self.bus.unsubscribe(DeliveriesRecorded, self._on_recorded)
         self._stopping.set()
         self._wake.set()
         if self._loop is not None:

@@ -3,19 +3,22 @@
 ``record`` is the one call the state machine makes (``app.queue.attempts``): a
 delivery exists exactly when the final status it announces was committed, and
 sending it is left to the delivery loop, so the completion never waits for a
-receiver. When nobody listens it costs one SELECT.
+receiver. When nobody listens it costs one SELECT and wakes nothing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Row, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.database import bus_of, on_commit
 from app.models import Batch, Task, TaskStatus, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
 from app.schemas.task import TaskRead
@@ -27,6 +30,15 @@ TASK_EVENTS = {
     TaskStatus.CANCELLED: "task.cancelled",
 }
 BATCH_COMPLETED = "batch.completed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveriesRecorded:
+    """On the process's bus once a transaction that wrote deliveries has committed: the
+    delivery loop wakes (other processes' loops find them at their next poll)."""
+
+
+DELIVERIES_RECORDED = DeliveriesRecorded()
 EVENTS = (*TASK_EVENTS.values(), BATCH_COMPLETED)
 
 
@@ -194,4 +206,5 @@ async def record(session: AsyncSession, rows: Sequence[Row[Any] | None]) -> int:
         )
     if deliveries:
         await session.execute(_INSERT, deliveries)
+        on_commit(session, partial(bus_of(session).publish, DELIVERIES_RECORDED))
     return len(deliveries)

@@ -306,9 +306,11 @@ async def test_the_running_loop_delivers_on_its_own(
     app: FastAPI, settings: Settings, client: httpx.AsyncClient, headers: dict[str, str],
     upload: Upload, receiver: Receiver,
 ) -> None:  # fmt: skip
-    """The loop a worker process runs: woken by the final event, stopped cleanly."""
+    """The loop a worker process runs: woken by the commit that recorded a delivery (its
+    poll is a minute away), stopped cleanly."""
     await create_endpoint(client, headers, receiver.url(), "task.completed")
-    loop = delivery.DeliveryLoop(settings, app_sessions(app), app.state.bus)
+    slow_poll = settings.model_copy(update={"webhook_poll_seconds": 60})
+    loop = delivery.DeliveryLoop(slow_poll, app_sessions(app), app.state.bus)
     await loop.start()
     try:
         await upload("noop")
