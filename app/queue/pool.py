@@ -64,6 +64,12 @@ def _retrieve(future: asyncio.Future[bool]) -> None:
         future.exception()
 
 
+def _seen(task: asyncio.Task[bool]) -> None:
+    """Log a shielded progress write that failed after its attempt stopped waiting."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("progress_write_failed", error=type(error).__name__)
+
+
 def live_pools() -> list[WorkerPool]:
     """The worker pools started in this process and not yet stopped."""
     return list(_live_pools)
@@ -544,6 +550,11 @@ class WorkerPool:
         if latest == attempt.written or latest[0] >= 100:
             return  # 100 is written with the completion itself
         attempt.written = latest
-        owned = await attempts.report_progress(self.sessions, attempt.claimed, *latest)
+        # Shielded: the writer is cancelled whenever its attempt ends, and a statement
+        # cancelled mid-flight costs the connection (the driver closes it, and on
+        # SQLite that close can outlive the event loop); the write itself is quick.
+        write = self._spawn(attempts.report_progress(self.sessions, attempt.claimed, *latest))
+        write.add_done_callback(_seen)
+        owned = await asyncio.shield(write)
         if not owned:
             self._fence_out(attempt, "fenced out")
