@@ -21,11 +21,11 @@ async def _client_for(settings: Settings) -> Any:
     return app, LifespanManager(app)
 
 
-@pytest.mark.parametrize("storage", ["memory://", "redis://127.0.0.1:6379"])
+@pytest.mark.parametrize("limit_storage", ["memory://", "redis://127.0.0.1:6379"])
 async def test_requests_over_the_limit_get_429_with_retry_after(
-    make_settings: Callable[..., Settings], storage: str
+    make_settings: Callable[..., Settings], limit_storage: str
 ) -> None:
-    settings = make_settings(rate_limit="3/minute", rate_limit_storage_uri=storage)
+    settings = make_settings(rate_limit="3/minute", rate_limit_storage_uri=limit_storage)
     app = create_app(settings)
     # a fresh key space per run, so runs sharing the Redis server never collide
     app.router.lifespan_context = _with_prefix(app.router.lifespan_context, uuid.uuid4().hex)
