@@ -87,6 +87,14 @@ CASES: dict[str, tuple[str, Send]] = {
         "validation_error", upload(files={"file": ("a.txt", TEXT), "priority": (None, "11")})
     ),
     "idempotency key reused": ("idempotency_key_reused", _idempotency_reused),
+    "bad callback URL": (
+        "invalid_callback_url",
+        upload(files={"file": ("a.txt", TEXT), "callback_url": (None, "not a url")}),
+    ),
+    "callback without a signing secret": (
+        "callback_secret_missing",
+        upload(files={"file": ("a.txt", TEXT), "callback_url": (None, "https://example.com/h")}),
+    ),
     "bad JSON body": ("validation_error", _json("/api/v1/projects", {"name": 5})),
     "not JSON": ("validation_error", _json("/api/v1/projects", "[")),
     "bad query": ("validation_error", _json("/api/v1/tasks/?page=0", None, "GET")),
