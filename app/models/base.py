@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, String, TypeDecorator
+from sqlalchemy import DateTime, Dialect, MetaData, String, Table, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -85,3 +85,10 @@ def id_column() -> Mapped[str]:
 
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's Core ``Table``, for statements built once with bound parameters."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -33,7 +33,7 @@ from app.models import (
     TaskResult,
     TaskStatus,
 )
-from app.models.base import utcnow
+from app.models.base import table_of, utcnow
 from app.processors.base import ProcessorOutput
 from app.services import storage
 from app.webhooks import outbox
@@ -92,19 +92,13 @@ class RetryPolicy:
         return self.backoff(retry_count)
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 # The statements of the hot path (claim, progress, completion), built once with
 # bound parameters: building an ORM statement costs more than running it.
-TASKS = _table(Task)
-QUEUE = _table(TaskQueue)
-_FILES = _table(FileStorage)
-_RESULTS = _table(TaskResult)
-_LOGS = _table(TaskLog)
+TASKS = table_of(Task)
+QUEUE = table_of(TaskQueue)
+_FILES = table_of(FileStorage)
+_RESULTS = table_of(TaskResult)
+_LOGS = table_of(TaskLog)
 _EVENT_COLUMNS_CORE = tuple(TASKS.c[column.key] for column in _EVENT_COLUMNS)
 _OWNED = (
     (TASKS.c.id == bindparam("b_task_id"))

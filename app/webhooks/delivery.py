@@ -20,11 +20,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
@@ -38,7 +37,7 @@ from app.models import (
     WebhookEndpoint,
     WebhookSecret,
 )
-from app.models.base import utcnow
+from app.models.base import table_of, utcnow
 from app.webhooks import addresses, signing
 from app.webhooks.outbox import DeliveriesRecorded
 
@@ -52,16 +51,10 @@ ABANDONED = "the sender stopped before recording an answer (its lease ran out)"
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-DELIVERIES = _table(WebhookDelivery)
-_ENDPOINTS = _table(WebhookEndpoint)
-_SECRETS = _table(WebhookSecret)
-_ATTEMPTS = _table(WebhookAttempt)
+DELIVERIES = table_of(WebhookDelivery)
+_ENDPOINTS = table_of(WebhookEndpoint)
+_SECRETS = table_of(WebhookSecret)
+_ATTEMPTS = table_of(WebhookAttempt)
 _UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 _candidate = DELIVERIES.alias("candidate")
 _earlier = DELIVERIES.alias("earlier")

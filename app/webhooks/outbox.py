@@ -15,12 +15,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, insert, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import bus_of, on_commit
 from app.models import Batch, Task, TaskStatus, WebhookDelivery, WebhookEndpoint
-from app.models.base import utcnow
+from app.models.base import table_of, utcnow
 from app.schemas.task import TaskRead
 from app.webhooks import signing
 
@@ -42,16 +42,10 @@ DELIVERIES_RECORDED = DeliveriesRecorded()
 EVENTS = (*TASK_EVENTS.values(), BATCH_COMPLETED)
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-TASKS = _table(Task)
-_BATCHES = _table(Batch)
-_ENDPOINTS = _table(WebhookEndpoint)
-_DELIVERIES = _table(WebhookDelivery)
+TASKS = table_of(Task)
+_BATCHES = table_of(Batch)
+_ENDPOINTS = table_of(WebhookEndpoint)
+_DELIVERIES = table_of(WebhookDelivery)
 # Each finished task with its callback URLs and every endpoint of its owner (or none).
 _RECEIVERS = (
     select(
