@@ -335,3 +335,32 @@ def test_a_long_text_reads_a_regular_sample_of_its_type_token_windows(
     sampled = analyze_file(novel, tmp_path / "sampled").report["lexical_diversity"]
     assert sampled != exact
     assert abs(sampled - exact) <= 0.01
+
+
+def test_a_chapter_summary_prefers_narration_and_falls_back_to_the_rest(tmp_path: Path) -> None:
+    """Narrative sentences are chosen before questions, exclamations and dialogue; a
+    chapter with fewer than three of them is completed from the others."""
+    rich = (
+        "Anna walked along the river towards the old mill. "
+        "Why had the miller left the mill standing empty all winter? "
+        "The river carried broken branches past the silent mill wheel. "
+        "What a cold and empty mill it was by the river! "
+        "Anna found the miller's letter hidden under a loose stone. "
+        "Would the miller ever come back to the river and the mill? "
+        "She read the letter twice and folded it into her coat."
+    )
+    sparse = (
+        "Where had the miller gone with his horses and his cart? "
+        "Anna waited by the mill until the evening came down. "
+        "Was the letter a lie written to keep her from the river? "
+        "How cold the wind was along the empty road to the village! "
+        "“Come home, Anna,” her brother called from the bridge over the river."
+    )
+    text = f"Chapter 1\n\n{rich}\n\nChapter 2\n\n{sparse}\n"
+    chapters = analyze_text(text, tmp_path).report["chapters"]
+    first, second = chapters[0]["summary"], chapters[1]["summary"]
+    assert len(first) == 3
+    assert all(sentence.endswith(".") for sentence in first)
+    assert len(second) == 3
+    assert "Anna waited by the mill until the evening came down." in second
+    assert [s for s in second if not s.endswith(".")]  # completed from the others

@@ -394,13 +394,15 @@ class _Pass:
         # (the same additions in the same order as summing its own words' weights)
         values = list(map(weights.get, tokens, repeat(0.0)))
         for unit in units:
-            for cand in unit.candidates:
-                start = cand.start
-                if start >= 0:  # else scored with an earlier stretch
-                    size = cand.size  # _adjust, inlined (the same operations, in order)
-                    mean = sum(values[start : start + size]) / size
-                    cand.score = mean * min(1.0, size / 8) * (LOOSE_FACTOR if cand.loose else 1.0)
-                    cand.start = -1
+            # the candidates that may be synopsis-like first: only when fewer than
+            # PER_CHAPTER of them are can a summary reach the others (see _prune)
+            deferred = _score(unit.candidates, values, True)
+            if _prune(unit):
+                if deferred:  # never chosen: PER_CHAPTER synopsis-like ones outrank them
+                    unit.candidates = [c for c in unit.candidates if c.start < 0]
+            elif deferred:  # too few synopsis-like candidates: the others count too
+                _score(unit.candidates, values, False)
+                _prune(unit)
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -471,8 +473,6 @@ class _Pass:
                         shared.dedupe(tokens)
             if not self.cjk:
                 self.score_latin(slices, self._count(tokens), tokens)
-                for unit in slices:
-                    _prune(unit)
             del tokens
             result.words += words
             result.sentences = self.position
@@ -540,10 +540,13 @@ _MARKUP = re.compile(r"[#|\[\]<>{}*]|^\s*[-*+>]\s|(?<!\w)[_*]{1,2}\w|\w[_*]{1,2}
 _DIALOGUE_START = re.compile(r"^\s*(?:[—–―-]|[‘'])")
 
 
+_SYNOPSIS_ENDS = (".", "。", ")", "）")
+
+
 def synopsis_like(sentence: str, tokens: list[str], cjk: bool) -> bool:
     """A whole declarative sentence told in narration (see the module docstring)."""
     text = sentence.strip()
-    if not text.endswith((".", "。", ")", "）")) or text.endswith(".."):
+    if not text.endswith(_SYNOPSIS_ENDS) or text.endswith(".."):
         return False  # the cheap test first: most sentences are rejected or kept here
     if _SYNOPSIS_END.search(text) is None or _DIALOGUE_START.match(text):
         return False
@@ -577,22 +580,51 @@ def _ranked(candidates: list[_Candidate]) -> list[_Candidate]:
     return sorted(candidates, key=_SCORE, reverse=True)
 
 
-def _prune(unit: _Unit) -> None:
+def _score(candidates: list[_Candidate], values: list[float], first: bool) -> bool:
+    """Score the Latin candidates not scored yet (``start`` ≥ 0: in this stretch) from
+    ``values``, their stretch's word weights in text order. With ``first``, only
+    those that may be synopsis-like (:func:`_may_be_synopsis`); returns whether others
+    were left unscored."""
+    deferred = False
+    for cand in candidates:
+        start = cand.start
+        if start < 0:  # scored already (here, or with an earlier stretch)
+            continue
+        if first and (cand.loose or not _may_be_synopsis(cand.text)):
+            deferred = True
+            continue
+        size = cand.size  # _adjust, inlined (the same operations, in order)
+        mean = sum(values[start : start + size]) / size
+        cand.score = mean * min(1.0, size / 8) * (LOOSE_FACTOR if cand.loose else 1.0)
+        cand.start = -1
+    return deferred
+
+
+def _may_be_synopsis(text: str) -> bool:
+    """:func:`synopsis_like`'s cheap first tests for a Latin sentence (already stripped):
+    False only for a sentence it rejects."""
+    return text.endswith(_SYNOPSIS_ENDS) and not text.endswith("..") and text[0].isupper()
+
+
+def _prune(unit: _Unit) -> bool:
     """Drop the scored (Latin) candidates of ``unit`` that no summary can choose, to free
     their memory: those that :data:`PER_CHAPTER` synopsis-like candidates outscore even
     when only they get the largest bonus for naming main characters (see
-    :func:`_favour_characters`); :func:`_best` would never reach them."""
+    :func:`_favour_characters`); :func:`_best` would never reach them. Unscored
+    candidates are left as they are. Returns whether PER_CHAPTER synopsis-like
+    candidates were found (or, for PER_CHAPTER candidates or fewer, all are scored)."""
     candidates = unit.candidates
     if len(candidates) <= PER_CHAPTER:
-        return
+        return all(c.start < 0 for c in candidates)
     good = 0
-    for cand in _ranked(candidates):
+    for cand in _ranked([c for c in candidates if c.start < 0]):
         if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), False):
             good += 1
             if good == PER_CHAPTER:
                 threshold = cand.score / _MAX_BONUS
-                unit.candidates = [c for c in candidates if c.score >= threshold]
-                return
+                unit.candidates = [c for c in candidates if c.start >= 0 or c.score >= threshold]
+                return True
+    return False
 
 
 def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidate]:
