@@ -39,6 +39,34 @@ class Writer:
         )
 
 
+class Fileless(Writer):
+    """The writer, declaring that it writes no files: its attempt gets no directory."""
+
+    name = "fileless"
+    writes_files = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        if output_dir.exists():  # it must not have been created
+            raise PermanentError(f"{output_dir.name} exists")
+        data = input_path.read_bytes()
+        progress(50, "reading")
+        return ProcessorOutput(summary=f"{len(data)} bytes")
+
+
+class Liar(Writer):
+    """Declares that it writes no files, then returns one."""
+
+    name = "liar"
+    writes_files = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        return ProcessorOutput(files=[OutputFile("out.txt", "text/plain")])
+
+
 class CpuWriter(Writer):
     """The same, run in the process pool."""
 
@@ -173,6 +201,8 @@ class Hang:
 
 
 writer = Writer()
+fileless = Fileless()
+liar = Liar()
 cpu_writer = CpuWriter()
 slow = Slow()
 flaky = Flaky()
@@ -186,6 +216,8 @@ hang = Hang()
 
 PROCESSORS = {
     "writer": "tests.queue.processors:writer",
+    "fileless": "tests.queue.processors:fileless",
+    "liar": "tests.queue.processors:liar",
     "cpu-writer": "tests.queue.processors:cpu_writer",
     "slow": "tests.queue.processors:slow",
     "flaky": "tests.queue.processors:flaky",
