@@ -83,7 +83,9 @@ class Processor(Protocol):
     call raises ``AttemptCancelled`` once the attempt was stopped).
 
     A processor may also say ``writes_files = False`` (see :func:`writes_files`):
-    it returns no result files, so the worker gives it no attempt directory.
+    it returns no result files, so the worker gives it no attempt directory; and
+    ``returns_at_once = True`` (``noop``): it does no work at all, so it is called
+    on the worker's event loop, without a thread (it must never block nor wait).
     """
 
     name: str

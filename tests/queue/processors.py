@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +66,21 @@ class Liar(Writer):
         self, input_path: Path, output_dir: Path, progress: ProgressCallback
     ) -> ProcessorOutput:
         return ProcessorOutput(files=[OutputFile("out.txt", "text/plain")])
+
+
+class Instant:
+    """Returns at once, on the event loop's thread: its summary names the thread."""
+
+    name = "instant"
+    cpu_bound = False
+    writes_files = False
+    returns_at_once = True
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        progress(60, "instant")
+        return ProcessorOutput(summary=threading.current_thread().name)
 
 
 class CpuWriter(Writer):
@@ -203,6 +219,7 @@ class Hang:
 writer = Writer()
 fileless = Fileless()
 liar = Liar()
+instant = Instant()
 cpu_writer = CpuWriter()
 slow = Slow()
 flaky = Flaky()
@@ -218,6 +235,7 @@ PROCESSORS = {
     "writer": "tests.queue.processors:writer",
     "fileless": "tests.queue.processors:fileless",
     "liar": "tests.queue.processors:liar",
+    "instant": "tests.queue.processors:instant",
     "cpu-writer": "tests.queue.processors:cpu_writer",
     "slow": "tests.queue.processors:slow",
     "flaky": "tests.queue.processors:flaky",
