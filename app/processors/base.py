@@ -81,6 +81,11 @@ class Processor(Protocol):
     progress to be stoppable. The others run in a thread of the worker process,
     which cannot be killed: they must be quick, or call ``progress`` often (the
     call raises ``AttemptCancelled`` once the attempt was stopped).
+
+    A processor may also say ``writes_files = False`` (see :func:`writes_files`):
+    it returns no result files, so the worker gives it no attempt directory; and
+    ``returns_at_once = True`` (``noop``): it does no work at all, so it is called
+    on the worker's event loop, without a thread (it must never block nor wait).
     """
 
     name: str
@@ -89,3 +94,13 @@ class Processor(Protocol):
     def run(
         self, input_path: Path, output_dir: Path, progress: ProgressCallback
     ) -> ProcessorOutput: ...
+
+
+def writes_files(processor: object) -> bool:
+    """Whether ``processor`` may write result files (its ``writes_files``, default True).
+
+    One that says False is handed an ``output_dir`` that does not exist (the worker
+    skips creating and removing an attempt directory for it) and must return no
+    ``files``; its attempt fails if it does.
+    """
+    return bool(getattr(processor, "writes_files", True))

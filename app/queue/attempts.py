@@ -10,6 +10,7 @@ out, handed to another worker) and must stop without writing anything.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import Row, bindparam, delete, insert, select, update
+from sqlalchemy import Integer, Row, String, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -150,14 +152,61 @@ _PROGRESS = _fenced(
     progress=bindparam("b_progress"),
     stage=bindparam("b_stage"),
 )
-_COMPLETE = _fenced(
-    status=TaskStatus.COMPLETED,
-    progress=100,
-    stage="done",
-    completed_at=bindparam("now"),
-    error_message=None,
-    result_url=bindparam("b_result_url"),
-)
+_COMPLETED = {
+    "status": TaskStatus.COMPLETED,
+    "progress": 100,
+    "stage": "done",
+    "completed_at": bindparam("now"),
+    "error_message": None,
+}
+_COMPLETE = _fenced(result_url=bindparam("b_result_url"), **_COMPLETED)
+
+
+def _completions(dialect: str) -> Any:
+    """The attempts of a completion batch as a table ``v`` (``task_id``, ``attempt``,
+    ``result_url``) from bound arrays: ``unnest`` of ``b_ids``, ``b_attempts`` and
+    ``b_urls`` on PostgreSQL; on SQLite ``json_each`` of ``b_rows``, a JSON array of
+    ``[task_id, attempt, result_url]``."""
+    if dialect == "postgresql":
+        return (
+            func.unnest(
+                bindparam("b_ids", type_=postgresql.ARRAY(String)),
+                bindparam("b_attempts", type_=postgresql.ARRAY(Integer)),
+                bindparam("b_urls", type_=postgresql.ARRAY(String)),
+            )
+            .table_valued("task_id", "attempt", "result_url")
+            .render_derived(name="v")
+        )
+    each = func.json_each(bindparam("b_rows", type_=String)).table_valued("value")
+    return select(
+        func.json_extract(each.c.value, "$[0]").label("task_id"),
+        func.json_extract(each.c.value, "$[1]").label("attempt"),
+        func.json_extract(each.c.value, "$[2]").label("result_url"),
+    ).subquery("v")
+
+
+def _complete_many(dialect: str) -> Any:
+    """``_COMPLETE`` for a whole batch in one statement: each task is completed only
+    if the batch's attempt of it still owns it (``_OWNED``, joined on the batch)."""
+    batch = _completions(dialect)
+    return (
+        update(TASKS)
+        .where(
+            TASKS.c.id == batch.c.task_id,
+            TASKS.c.attempt == batch.c.attempt,
+            TASKS.c.status == TaskStatus.PROCESSING,
+        )
+        .values(
+            event_seq=TASKS.c.event_seq + 1,
+            updated_at=bindparam("now"),
+            result_url=batch.c.result_url,
+            **_COMPLETED,
+        )
+        .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt)
+    )
+
+
+_COMPLETE_MANY = {dialect: _complete_many(dialect) for dialect in ("postgresql", "sqlite")}
 _RETRY = _fenced(  # after a failure, or a lease that ran out (``maintenance``)
     status=TaskStatus.PENDING,
     retry_count=TASKS.c.retry_count + 1,
@@ -306,10 +355,12 @@ async def user_transition(
     )  # fmt: skip
 
 
+Change = tuple[str, int, dict[str, Any] | None, dict[str, Any]]
+"""One fenced transition: the task id, the attempt, its log row and its parameters."""
+
+
 async def transitions(
-    session: AsyncSession,
-    statement: Any,
-    changes: list[tuple[str, int, dict[str, Any] | None, dict[str, Any]]],
+    session: AsyncSession, statement: Any, changes: list[Change]
 ) -> list[Row[*tuple[Any, ...]] | None]:
     """``transition`` for several attempts in one transaction: ``changes`` holds each
     one's task id, attempt, log row and parameters. The fenced UPDATEs run one by one
@@ -321,6 +372,36 @@ async def transitions(
     for task_id, attempt, _log, parameters in changes:
         bound = {"b_task_id": task_id, "b_attempt": attempt, "now": now, **parameters}
         rows.append((await session.execute(statement, bound)).first())
+    return await _transitioned(session, changes, rows)
+
+
+async def complete_transitions(
+    session: AsyncSession, changes: list[Change]
+) -> list[Row[*tuple[Any, ...]] | None]:
+    """``transitions`` with ``_COMPLETE`` (parameter ``b_result_url``), its fenced
+    UPDATEs as one statement for the whole batch (``_COMPLETE_MANY``)."""
+    dialect = session.get_bind().dialect.name
+    urls = [change[3]["b_result_url"] for change in changes]
+    if dialect == "postgresql":
+        bound: dict[str, Any] = {
+            "b_ids": [change[0] for change in changes],
+            "b_attempts": [change[1] for change in changes],
+            "b_urls": urls,
+        }
+    else:
+        triples = [[change[0], change[1], url] for change, url in zip(changes, urls, strict=True)]
+        bound = {"b_rows": json.dumps(triples)}
+    result = await session.execute(_COMPLETE_MANY[dialect], {"now": utcnow(), **bound})
+    updated = {(row.id, row.attempt): row for row in result}
+    rows = [updated.get((change[0], change[1])) for change in changes]
+    return await _transitioned(session, changes, rows)
+
+
+async def _transitioned(
+    session: AsyncSession, changes: list[Change], rows: list[Row[*tuple[Any, ...]] | None]
+) -> list[Row[*tuple[Any, ...]] | None]:
+    """Write the log rows and queue the events of the ``changes`` whose UPDATE matched
+    (their ``rows``, in order; None where it did not)."""
     kept = [(row, change[2]) for row, change in zip(rows, changes, strict=True) if row is not None]
     logs = [log for _row, log in kept if log is not None]
     if logs:
@@ -469,7 +550,7 @@ async def complete_many(
     """
     now = utcnow()
     expires = now + timedelta(days=settings.result_ttl_days)
-    changes: list[tuple[str, int, dict[str, Any] | None, dict[str, Any]]] = []
+    changes: list[Change] = []
     for claimed, output, _ in finished:
         first = output.files[0].name if output.files else None
         url = storage.file_url(claimed.task_id, first) if first else None
@@ -478,7 +559,7 @@ async def complete_many(
     moved: list[tuple[Path, Path]] = []
     uploaded: list[storage.Stored] = []  # STORAGE_BACKEND=s3: put in the bucket
     async with sessions() as session, session.begin():
-        rows = await transitions(session, _COMPLETE, changes)
+        rows = await complete_transitions(session, changes)
         owned = [item for item, row in zip(finished, rows, strict=True) if row is not None]
         if not owned:
             return [False] * len(finished)

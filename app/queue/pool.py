@@ -38,7 +38,7 @@ from app.metrics import TASK_DURATION
 from app.models import TaskStatus
 from app.models.base import new_id
 from app.processors import registry
-from app.processors.base import AttemptCancelled, ProcessorError, ProcessorOutput
+from app.processors.base import AttemptCancelled, ProcessorError, ProcessorOutput, writes_files
 from app.queue import attempts, maintenance
 from app.queue.attempts import Claimed
 from app.queue.runner import ProcessorRunner, start_forkserver
@@ -70,6 +70,17 @@ def _seen(task: asyncio.Task[bool]) -> None:
         log.warning("progress_write_failed", error=type(error).__name__)
 
 
+def _needs_directory(claimed: Claimed) -> bool:
+    """Whether an attempt needs its directory: unless its processor writes no files
+    and its upload is read where it is stored (one in a bucket is copied there)."""
+    if storage.Stored.of(claimed.upload_path).backend != storage.LOCAL:
+        return True
+    try:
+        return writes_files(registry.get_processor(claimed.processor))
+    except Exception:  # unknown, or it will not load: the attempt reports it as before
+        return True
+
+
 def live_pools() -> list[WorkerPool]:
     """The worker pools started in this process and not yet stopped."""
     return list(_live_pools)
@@ -82,11 +93,17 @@ class AttemptState(enum.Enum):
 
 
 class _Attempt:
-    """A claimed attempt, its state and its throttled progress writer."""
+    """A claimed attempt, its state and its throttled progress writer.
 
-    def __init__(self, claimed: Claimed, directory: Path) -> None:
+    ``directory`` is where its processor writes; with ``has_directory`` False (a
+    processor that writes no files, reading a local upload) it is never created,
+    so there is nothing to empty beforehand nor to remove afterwards.
+    """
+
+    def __init__(self, claimed: Claimed, directory: Path, *, has_directory: bool = True) -> None:
         self.claimed = claimed
         self.directory = directory
+        self.has_directory = has_directory
         self.task: asyncio.Task[None] | None = None
         self.key = f"{claimed.task_id}:{claimed.attempt}"
         self.state = AttemptState.RUNNING
@@ -94,7 +111,7 @@ class _Attempt:
         self.written: tuple[int, str] = (0, "starting")
         self.changed = asyncio.Event()
         self.fenced_out = False
-        self.cleaned = False
+        self.cleaned = not has_directory
         self.outcome = "failed"
         self.started = time.monotonic()
 
@@ -297,7 +314,7 @@ class WorkerPool:
             if stale is not None:  # this worker lost it (lease) and claimed it again
                 self._fence_out(stale, "claimed again")
             directory = storage.attempt_dir(self.settings.upload_dir, item.task_id, item.attempt)
-            attempt = _Attempt(item, directory)
+            attempt = _Attempt(item, directory, has_directory=_needs_directory(item))
             self.running[attempt.key] = attempt
             self._by_task[item.task_id] = attempt
             task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.key}")
@@ -411,6 +428,8 @@ class WorkerPool:
     async def _clean(self, attempt: _Attempt) -> None:
         """Remove the attempt's directory; if the storage refuses (full, read-only), leave
         it to the next maintenance sweep instead of failing whoever asked."""
+        if attempt.cleaned:  # never created (a processor that writes no files)
+            return
         try:
             left = await storage.remove(attempt.directory)
         except OSError as exc:
@@ -426,7 +445,8 @@ class WorkerPool:
     async def _execute(self, attempt: _Attempt, attempt_dir: Path) -> str:
         claimed = attempt.claimed
         try:
-            await storage.empty_dir(attempt_dir)  # one thread hop: the fast path is hot
+            if attempt.has_directory:
+                await storage.empty_dir(attempt_dir)  # one thread hop: the fast path is hot
         except OSError as exc:
             return await self._failed(attempt, storage.describe_write_error(exc), retryable=True)
         try:  # the upload itself, or its copy from the bucket in the attempt's directory
@@ -464,6 +484,9 @@ class WorkerPool:
                 log.exception("processor_crashed")
                 message = f"The processor stopped with an unexpected error ({type(exc).__name__})."
             return await self._failed(attempt, message, retryable=True)
+        if output.files and not attempt.has_directory:
+            message = "The processor returned result files although it declares it writes none."
+            return await self._failed(attempt, message, retryable=False)
         attempt.state = AttemptState.FINISHING
         await self._flush_progress(attempt)
         try:

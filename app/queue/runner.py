@@ -13,7 +13,9 @@ dies, even by SIGKILL, takes them with it.
 
 Other processors run in a thread and stop cooperatively: their next
 ``progress`` call raises ``AttemptCancelled``. The attempt gives up its slot
-at once either way.
+at once either way. A processor that says ``returns_at_once`` (``noop``) is
+called on the event loop itself: handing it to a thread and its answer back
+cost more than it does.
 """
 
 from __future__ import annotations
@@ -249,6 +251,9 @@ class ProcessorRunner:
         processor = registry.get_processor(name)
         if processor.cpu_bound:
             return await self._run_in_process(key, name, input_path, output_dir, on_progress)
+        if getattr(processor, "returns_at_once", False):  # no thread: it does no work
+            output: ProcessorOutput = processor.run(input_path, output_dir, on_progress)
+            return output
         try:
             return await self._run_in_thread(key, processor, input_path, output_dir, on_progress)
         except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +38,49 @@ class Writer:
             confidence_score=0.5,
             metrics={"bytes": len(data)},
         )
+
+
+class Fileless(Writer):
+    """The writer, declaring that it writes no files: its attempt gets no directory."""
+
+    name = "fileless"
+    writes_files = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        if output_dir.exists():  # it must not have been created
+            raise PermanentError(f"{output_dir.name} exists")
+        data = input_path.read_bytes()
+        progress(50, "reading")
+        return ProcessorOutput(summary=f"{len(data)} bytes")
+
+
+class Liar(Writer):
+    """Declares that it writes no files, then returns one."""
+
+    name = "liar"
+    writes_files = False
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        return ProcessorOutput(files=[OutputFile("out.txt", "text/plain")])
+
+
+class Instant:
+    """Returns at once, on the event loop's thread: its summary names the thread."""
+
+    name = "instant"
+    cpu_bound = False
+    writes_files = False
+    returns_at_once = True
+
+    def run(
+        self, input_path: Path, output_dir: Path, progress: ProgressCallback
+    ) -> ProcessorOutput:
+        progress(60, "instant")
+        return ProcessorOutput(summary=threading.current_thread().name)
 
 
 class CpuWriter(Writer):
@@ -173,6 +217,9 @@ class Hang:
 
 
 writer = Writer()
+fileless = Fileless()
+liar = Liar()
+instant = Instant()
 cpu_writer = CpuWriter()
 slow = Slow()
 flaky = Flaky()
@@ -186,6 +233,9 @@ hang = Hang()
 
 PROCESSORS = {
     "writer": "tests.queue.processors:writer",
+    "fileless": "tests.queue.processors:fileless",
+    "liar": "tests.queue.processors:liar",
+    "instant": "tests.queue.processors:instant",
     "cpu-writer": "tests.queue.processors:cpu_writer",
     "slow": "tests.queue.processors:slow",
     "flaky": "tests.queue.processors:flaky",

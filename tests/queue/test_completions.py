@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.database import factory_bus
 from app.events.publish import TaskEvent
 from app.models import FileStorage, TaskLog, TaskQueue, TaskResult
+from app.models.base import utcnow
 from app.processors.base import OutputFile, ProcessorOutput
-from app.queue import attempts
+from app.queue import attempts, maintenance
 from app.queue.pool import WorkerPool
 from app.services import storage
 from tests.queue.conftest import MakeTask, log_messages, reload
@@ -131,3 +133,54 @@ async def test_files_that_will_not_move_fail_only_their_own_attempt(
     ] * 3
     assert not (settings.upload_dir / "tasks" / refused / "results").exists()
     assert "full" in ((await reload(sessions, refused)).error_message or "").lower()
+
+
+async def test_an_attempt_that_lost_its_lease_in_a_batch_writes_nothing_and_the_others_complete(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+) -> None:  # fmt: skip
+    tasks = [await make_task("writer", content=b"z" * n) for n in range(1, 4)]
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=3)
+    pool._runner.close()
+    claimed = await attempts.claim(sessions, settings, pool.worker_id, 3)
+    stale = next(item for item in claimed if item.task_id == tasks[1].id)
+    async with sessions() as session, session.begin():  # its lease ran out (a long pause)
+        await session.execute(
+            update(TaskQueue)
+            .where(TaskQueue.task_id == stale.task_id)
+            .values(locked_until=utcnow() - timedelta(seconds=1))
+        )
+        reclaimed, _ = await maintenance.reclaim_expired(session, settings)
+    assert reclaimed == 1
+    [again] = await attempts.claim(sessions, settings, "another-worker", 3)
+    assert (again.task_id, again.attempt) == (stale.task_id, 2)  # processing, a newer attempt
+    finished = []
+    for item in claimed:
+        directory = storage.attempt_dir(settings.upload_dir, item.task_id, item.attempt)
+        directory.mkdir(parents=True)
+        (directory / "out.txt").write_text("done")
+        output = ProcessorOutput(summary="ok", files=[OutputFile("out.txt", "text/plain")])
+        finished.append((item, output, directory))
+    events: list[TaskEvent] = []
+    pool.bus.subscribe(TaskEvent, events.append)
+    outcomes = await attempts.complete_many(sessions, settings, finished)
+    by_task = dict(zip([item.task_id for item in claimed], outcomes, strict=True))
+    assert by_task == {tasks[0].id: True, stale.task_id: False, tasks[2].id: True}
+    left = await reload(sessions, stale.task_id)
+    assert (left.status, left.attempt, left.progress, left.result_url) == ("processing", 2, 0, None)
+    for task in (tasks[0], tasks[2]):
+        done = await reload(sessions, task.id)
+        assert (done.status, done.attempt, done.progress) == ("completed", 1, 100)
+        assert done.result_url == f"/api/v1/tasks/{task.id}/files/out.txt"
+    assert not (settings.upload_dir / "tasks" / stale.task_id / "results").exists()
+    async with sessions() as session:
+        logged = select(TaskLog.task_id).where(TaskLog.message == "Completed")
+        assert sorted((await session.execute(logged)).scalars()) == sorted(
+            [tasks[0].id, tasks[2].id]
+        )
+        kept = (await session.execute(select(TaskResult.task_id))).scalars().all()
+        assert sorted(kept) == sorted([tasks[0].id, tasks[2].id])
+        queued = (await session.execute(select(TaskQueue.task_id))).scalars().all()
+        assert queued == [stale.task_id]  # still the other worker's
+    await asyncio.sleep(0.1)  # events are delivered after the commit
+    completed = {e.task_id for e in events if e.status == "completed"}
+    assert completed == {tasks[0].id, tasks[2].id}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,6 +16,7 @@ from app.events.publish import MAX_ERROR_LENGTH, TaskEvent
 from app.models import FileStorage, TaskQueue, TaskResult, Worker
 from app.queue import attempts, runner
 from app.queue.pool import WorkerPool
+from app.services import storage
 from app.services import tasks as task_service
 from tests.queue.conftest import MakeTask, log_messages, reload
 
@@ -76,6 +79,69 @@ async def test_noop_writes_no_files(
     async with sessions() as session:
         names = (await session.execute(select(FileStorage.name))).scalars().all()
     assert names == ["original.txt"]
+
+
+async def test_a_processor_that_writes_no_files_gets_no_attempt_directory(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
+    settings: Settings, monkeypatch: Any,
+) -> None:  # fmt: skip
+    made: list[str] = []
+    real = storage.empty_dir
+
+    async def empty_dir(path: Path) -> None:
+        made.append(path.parent.name)
+        await real(path)
+
+    monkeypatch.setattr(storage, "empty_dir", empty_dir)
+    fileless, noop, writer = (
+        await make_task("fileless", content=b"12345"),
+        await make_task("noop"),
+        await make_task("writer"),
+    )
+    events = await run_collecting_events(pool)
+    assert made == [writer.id]  # the writer's directory only
+    done = await reload(sessions, fileless.id)
+    assert (done.status, done.progress, done.result_url) == ("completed", 100, None)
+    progress = [e.progress for e in events if e.task_id == fileless.id]
+    assert (progress[0], progress[-1]) == (0, 100)  # 50 too, unless the completion overtook it
+    async with sessions() as session:
+        summaries = (await session.execute(select(TaskResult.summary))).scalars().all()
+    assert "5 bytes" in summaries
+    for task in (fileless, noop, writer):
+        assert (await reload(sessions, task.id)).status == "completed"
+        assert not (settings.upload_dir / "tasks" / task.id / "attempt-1.tmp").exists()
+    assert not pool._leftovers  # nothing for the sweep either
+
+
+async def test_a_processor_that_returns_files_it_said_it_would_not_write_fails(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    task = await make_task("liar")
+    async with asyncio.timeout(30):
+        await pool.run_until_idle()
+    done = await reload(sessions, task.id)
+    assert done.status == "failed"
+    assert done.error_message == (
+        "The processor returned result files although it declares it writes none."
+    )
+    async with sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(TaskResult))).scalar() == 0
+
+
+async def test_a_processor_that_returns_at_once_runs_on_the_event_loop_thread(
+    pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    instant, writer = await make_task("instant"), await make_task("writer")
+    events = await run_collecting_events(pool)
+    async with sessions() as session:
+        rows = await session.execute(select(TaskResult.task_id, TaskResult.summary))
+        summaries = {row.task_id: row.summary for row in rows}
+    assert summaries[instant.id] == threading.current_thread().name  # the loop's thread
+    assert summaries[writer.id] == "10 bytes"  # the writer ran in a thread, as before
+    done = await reload(sessions, instant.id)
+    assert (done.status, done.progress) == ("completed", 100)
+    progress = [e.progress for e in events if e.task_id == instant.id]
+    assert (progress[0], progress[-1]) == (0, 100)
 
 
 async def test_cpu_bound_processors_run_in_another_process(
