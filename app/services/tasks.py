@@ -189,8 +189,8 @@ async def create_tasks(
 
     Everything is checked before anything is kept (the project, an earlier
     upload with the same key); files are then moved into place (``form.keep``)
-    and the tasks, their file rows, queue rows and first log entries added to
-    ``session``; the placed files are removed again if its transaction does
+    and the tasks, their file rows, queue rows and first log entries written in
+    ``session``'s transaction; the placed files are removed again if it does
     not commit. Temp files not kept are the form's to remove (``async with
     form``). Returns (tasks, batch id, created) where ``created`` is False when
     ``idempotency_key`` matched an earlier upload (found here, or by the

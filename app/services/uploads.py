@@ -109,7 +109,7 @@ class ReceivedForm:
             assert received.temp_path is not None
             tail, received.tail = received.tail, bytearray()
             await anyio.to_thread.run_sync(
-                _place, received.temp_path, tail, storage.local_path(settings, target)
+                _place, received.temp_path, tail, storage.new_local_path(settings, target)
             )
         received.kept = True
 
@@ -289,8 +289,12 @@ class _FormReceiver:
 
 
 def _append(path: Path, data: bytes | bytearray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
+    try:
+        handle = path.open("ab")
+    except FileNotFoundError:  # the first upload into a new UPLOAD_DIR/.tmp
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab")
+    with handle:
         handle.write(data)
 
 
