@@ -55,12 +55,17 @@ def random_hex() -> str:
     return random_bytes16().hex()
 
 
-def new_id() -> str:
-    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` but cheaper."""
+def new_id_hex() -> str:
+    """A random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex`` but cheaper."""
     raw = bytearray(random_bytes16())
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
-    h = raw.hex()
+    return raw.hex()
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` but cheaper."""
+    h = new_id_hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
