@@ -4,14 +4,15 @@ The engine is built by the lifespan (``create_engine_for``), never at import,
 so tests hand in their own settings. SQLite gets WAL, a busy timeout and
 foreign keys on every connection; PostgreSQL gets a pool sized by settings.
 
-On PostgreSQL the API's engine pre-pings every connection it checks out, so a
-request never meets a connection that a database restart broke. The worker
-pool's engine (``for_workers=True``) does not: its few statements per task
-would pay three more round trips each (asyncpg pings inside a transaction).
-It replaces a connection that sat idle for ``WORKER_IDLE_RECONNECT_SECONDS``
-instead, and otherwise relies on the pool being invalidated by the first
-error after a disconnect; the queue survives that error (a failed claim is
-retried, an attempt whose completion failed is retried after its lease).
+On PostgreSQL neither engine pre-pings the connections it checks out: a ping
+is a round trip more per checkout (three inside a transaction with asyncpg),
+on every request and every step of a task. Both rely on the pool being
+invalidated by the first error after a disconnect: in the API the request that
+meets it answers 503 (``app.api.unavailable``) and the next checkouts get new
+connections; the queue survives it (a failed claim is retried, an attempt
+whose completion failed is retried after its lease). The worker pool's engine
+(``for_workers=True``) also replaces a connection that sat idle for
+``WORKER_IDLE_RECONNECT_SECONDS``.
 
 Both engines hide statement parameters from their errors (``hide_parameters``):
 an unexpected database error gets logged, and its parameters may be a password
@@ -109,7 +110,7 @@ def create_engine_for(settings: Settings, *, for_workers: bool = False) -> Async
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=not for_workers,
+        pool_pre_ping=False,
         pool_recycle=1800,
         hide_parameters=True,
     )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 class Counts:
     sessions: list[Session] = field(default_factory=list)  # held: ids of dead ones are reused
     statements: list[str] = field(default_factory=list)
+    transactions: int = 0  # transactions begun, in any session
 
     @property
     def figures(self) -> tuple[int, int]:
@@ -32,6 +33,7 @@ def counting() -> Iterator[Counts]:
     counts = Counts()
 
     def began(session: Session, _transaction: Any, _connection: Any) -> None:
+        counts.transactions += 1
         if not any(seen is session for seen in counts.sessions):
             counts.sessions.append(session)
 

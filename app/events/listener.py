@@ -2,8 +2,10 @@
 
 - ``ntm_queue``: a task was enqueued somewhere: ``on_task_pending()``;
 - ``ntm_task_events``: a task changed in another process:
-  ``on_task_event(event)``. Events this process published itself were already
-  delivered locally and are skipped.
+  ``on_task_event(event)``; an event of a ``pending`` task also means it can be
+  claimed: ``on_task_pending()`` (an upload sends only its event, not a
+  ``ntm_queue`` notification as well). Events this process published itself
+  were already delivered locally and are skipped.
 
 The process's runtime (``app.runtime``) injects both handlers: they publish
 on its event bus.
@@ -142,3 +144,5 @@ class PgListener:
             return
         if origin != PROCESS_ID:
             self._on_task_event(task_event)
+            if task_event.status == "pending":
+                self._on_task_pending()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -23,8 +24,49 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_RANDOM_BLOCK = 4096
+_random = bytearray()  # os.urandom bytes not handed out yet (this process's, see below)
+_random_lock = threading.Lock()
+
+
+def _forget_random() -> None:
+    """A forked child must not hand out the bytes its parent will also hand out."""
+    global _random
+    _random = bytearray()
+
+
+os.register_at_fork(after_in_child=_forget_random)
+
+
+def random_bytes16() -> bytes:
+    """16 bytes from ``os.urandom``, drawn 4 KiB at a time: one system call per 256 ids
+    instead of one per id (``uuid4`` makes one each). Thread-safe and fork-safe."""
+    global _random
+    with _random_lock:
+        if not _random:
+            _random = bytearray(os.urandom(_RANDOM_BLOCK))
+        taken = bytes(_random[-16:])
+        del _random[-16:]
+    return taken
+
+
+def random_hex() -> str:
+    """128 random bits as 32 hex digits (temp and stored file names)."""
+    return random_bytes16().hex()
+
+
+def new_id_hex() -> str:
+    """A random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex`` but cheaper."""
+    raw = bytearray(random_bytes16())
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+    return raw.hex()
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` but cheaper."""
+    h = new_id_hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -19,14 +19,15 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Insert, Select, Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.database import on_commit, on_rollback
+from app.database import bus_of, on_commit, on_rollback
 from app.errors import InvalidTransition, NotFound, Unprocessable
-from app.events.publish import TaskEvent, publish_event
+from app.events.bus import TASK_PENDING
+from app.events.publish import EVENTS_CHANNEL, TaskEvent
 from app.models import (
     Batch,
     FileKind,
@@ -35,11 +36,12 @@ from app.models import (
     Project,
     Task,
     TaskLog,
+    TaskQueue,
     TaskResult,
     TaskStatus,
     User,
 )
-from app.models.base import new_id
+from app.models.base import new_id, table_of, utcnow
 from app.processors.registry import processor_names
 from app.queue import attempts
 from app.queue.attempts import user_transition
@@ -61,6 +63,27 @@ SORTS = {
 
 
 _PRIORITY = re.compile(r"[0-9]{1,2}")
+
+
+def _bound_insert(table: Table, prefix: str) -> Insert:
+    """``INSERT INTO table`` of every column but a generated integer key, each value a
+    bound parameter named ``prefix`` + the column (prebuilt: compiled once)."""
+    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+    return insert(table).values({c.name: bindparam(prefix + c.name) for c in columns})
+
+
+_NEW_TASK = _bound_insert(table_of(Task), "t_")
+_NEW_FILE = _bound_insert(table_of(FileStorage), "f_")
+_NEW_LOG = _bound_insert(table_of(TaskLog), "l_")
+_NEW_QUEUE_ROW = _bound_insert(table_of(TaskQueue), "q_")
+_NEW_ROWS = (_NEW_TASK, _NEW_FILE, _NEW_LOG, _NEW_QUEUE_ROW)
+_PREFIXES = ("t_", "f_", "l_", "q_")
+# PostgreSQL: the four rows and the task's event in one statement (one round trip): the
+# INSERTs as data-modifying CTEs (each runs once, whether or not the SELECT reads it; the
+# foreign keys are checked at the end of the statement), the NOTIFY as its SELECT.
+_NEW_UPLOAD_PG = select(func.pg_notify(bindparam("channel"), bindparam("payload"))).add_cte(
+    *(statement.cte(f"new_{n}") for n, statement in enumerate(_NEW_ROWS))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +189,8 @@ async def create_tasks(
 
     Everything is checked before anything is kept (the project, an earlier
     upload with the same key); files are then moved into place (``form.keep``)
-    and the tasks, their file rows, queue rows and first log entries added to
-    ``session``; the placed files are removed again if its transaction does
+    and the tasks, their file rows, queue rows and first log entries written in
+    ``session``'s transaction; the placed files are removed again if it does
     not commit. Temp files not kept are the form's to remove (``async with
     form``). Returns (tasks, batch id, created) where ``created`` is False when
     ``idempotency_key`` matched an earlier upload (found here, or by the
@@ -213,6 +236,12 @@ async def _insert_tasks(
     idempotency_key: str | None,
     batch: bool,
 ) -> tuple[list[Task], str | None]:
+    """Each task's row, upload file row, first log row and queue row, by prebuilt Core
+    INSERTs (no ORM flush): on PostgreSQL one statement per task that also sends its
+    event, on SQLite one per table. The returned tasks are built from the inserted values
+    (not attached to ``session``). Workers and live clients hear of them on commit: the
+    process's bus gets ``TaskPending`` and the events; other processes get the event's
+    NOTIFY, whose ``pending`` status also wakes their workers (``app.events.listener``)."""
     batch_id: str | None = None
     if batch:
         batch_row = Batch(
@@ -221,61 +250,89 @@ async def _insert_tasks(
         session.add(batch_row)
         await session.flush()
         batch_id = batch_row.id
+    fingerprint = request_fingerprint(form, options) if idempotency_key and not batch else None
+    now = utcnow()
     tasks: list[Task] = []
+    rows: list[list[dict[str, Any]]] = [[], [], [], []]  # per statement of _NEW_ROWS
     for received, (task_id, stored) in zip(form.files, placed, strict=True):
-        task = Task(
-            id=task_id,
-            owner_id=user.id,
-            project_id=options.project_id,
-            batch_id=batch_id,
-            file_name=received.filename,
-            file_size=received.size,
-            file_type=received.content_type,
-            checksum=received.checksum,
-            status=TaskStatus.PENDING,
-            progress=0,
-            stage="queued",
-            priority=options.priority,
-            processor=options.processor,
-            callback_url=options.callback_url,
-            retry_count=0,
-            max_retries=settings.task_max_retries,
-            attempt=0,
-            event_seq=1,  # the "Uploaded and queued" event below
-            idempotency_key=idempotency_key if not batch else None,
-            idempotency_fingerprint=(
-                request_fingerprint(form, options) if idempotency_key and not batch else None
-            ),
-        )
-        session.add(task)
-        await session.flush()  # the rows below refer to it (no ORM relationships order them)
-        session.add(
-            FileStorage(
-                task_id=task_id,
-                kind=FileKind.UPLOAD,
-                name=f"original{received.extension}",
-                storage_type=stored.backend,
-                storage_bucket=stored.bucket,
-                storage_path=stored.key,
-                size=received.size,
-                content_type=received.content_type,
-                checksum=received.checksum,
-            )
-        )
-        session.add(
-            TaskLog(
-                task_id=task_id,
-                attempt=0,
-                log_level=LogLevel.INFO,
-                message="Uploaded and queued",
-                details={"file_name": received.filename, "size": received.size},
-            )
-        )
-        await session.flush()
-        await enqueue(session, task)
-        await publish_event(session, TaskEvent.from_task(task))
-        tasks.append(task)
-    await session.flush()
+        task_row: dict[str, Any] = {
+            "id": task_id,
+            "owner_id": user.id,
+            "project_id": options.project_id,
+            "batch_id": batch_id,
+            "file_name": received.filename,
+            "file_size": received.size,
+            "file_type": received.content_type,
+            "checksum": received.checksum,
+            "status": TaskStatus.PENDING,
+            "progress": 0,
+            "stage": "queued",
+            "priority": options.priority,
+            "processor": options.processor,
+            "callback_url": options.callback_url,
+            "retry_count": 0,
+            "max_retries": settings.task_max_retries,
+            "attempt": 0,
+            "event_seq": 1,  # the "Uploaded and queued" event below
+            "error_message": None,
+            "result_url": None,
+            "idempotency_key": idempotency_key if not batch else None,
+            "idempotency_fingerprint": fingerprint,
+            "uploaded_at": now,
+            "started_at": None,
+            "completed_at": None,
+            "updated_at": now,
+        }
+        file_row: dict[str, Any] = {
+            "id": new_id(),
+            "task_id": task_id,
+            "kind": FileKind.UPLOAD,
+            "name": f"original{received.extension}",
+            "storage_type": stored.backend,
+            "storage_bucket": stored.bucket,
+            "storage_path": stored.key,
+            "size": received.size,
+            "content_type": received.content_type,
+            "checksum": received.checksum,
+            "created_at": now,
+            "expires_at": None,
+            "deleted_at": None,
+        }
+        log_row: dict[str, Any] = {
+            "task_id": task_id,
+            "attempt": 0,
+            "log_level": LogLevel.INFO,
+            "message": "Uploaded and queued",
+            "details": {"file_name": received.filename, "size": received.size},
+            "created_at": now,
+        }
+        queue_row: dict[str, Any] = {
+            "task_id": task_id,
+            "priority": options.priority,
+            "enqueued_at": now,
+            "available_at": now,
+            "worker_id": None,
+            "locked_until": None,
+            "attempt": 0,
+        }
+        for table_rows, prefix, row in zip(
+            rows, _PREFIXES, (task_row, file_row, log_row, queue_row), strict=True
+        ):
+            table_rows.append({prefix + name: value for name, value in row.items()})
+        tasks.append(Task(**task_row))
+    events = [TaskEvent.from_task(task) for task in tasks]
+    bus = bus_of(session)
+    on_commit(session, partial(bus.publish, TASK_PENDING))
+    on_commit(session, partial(bus.publish_all, events))
+    if session.get_bind().dialect.name == "postgresql":
+        for task_rows, task_event in zip(zip(*rows, strict=True), events, strict=True):
+            parameters = {"channel": EVENTS_CHANNEL, "payload": task_event.to_json()}
+            for row in task_rows:
+                parameters.update(row)
+            await session.execute(_NEW_UPLOAD_PG, parameters)
+    else:
+        for statement, table_rows in zip(_NEW_ROWS, rows, strict=True):
+            await session.execute(statement, table_rows[0] if len(table_rows) == 1 else table_rows)
     return tasks, batch_id
 
 

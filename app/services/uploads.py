@@ -11,6 +11,12 @@ number (``MAX_FORM_FIELDS``) and size (``MAX_FORM_FIELD_SIZE``), part headers
 in size, so no body can grow memory; the whole body's size and pace are
 bounded by ``app.api.body_limits``.
 
+The last block of a local file (under ``FLUSH_BYTES``: all of a small file)
+stays in memory when the body ends (``ReceivedFile.tail``): :meth:`ReceivedForm.keep`
+appends it to the temp file and renames that into place in one thread call, so
+a small upload costs one trip to a worker thread, and one refused before it is
+kept never touches the disk.
+
 The received form owns its temp files: ``async with receive_form(...) as
 form`` removes on exit every temp file that was not moved into place with
 :meth:`ReceivedForm.keep`, whatever refused the upload (a check, a replay, an
@@ -40,6 +46,7 @@ from app.services import storage
 
 FLUSH_BYTES = 256 * 1024
 SAMPLE_BYTES = SNIFF_BYTES  # what the text check sees of each file
+INLINE_CHECK_BYTES = 16 * 1024  # a sample this small is checked on the loop (< 0.1 ms)
 MAX_PART_HEADER_BYTES = 8 * 1024
 PART_OVERHEAD_BYTES = 16 * 1024  # a part's headers, its boundary line and CRLFs
 FORM_OVERHEAD_BYTES = 64 * 1024  # preamble, epilogue, the closing boundary
@@ -66,6 +73,7 @@ class ReceivedFile:
     sample: bytearray = field(default_factory=bytearray)
     has_nul: bool = False
     kept: bool = False  # moved into place: no longer a temp file of the form
+    tail: bytearray = field(default_factory=bytearray)  # received, not yet on disk
 
     @property
     def extension(self) -> str:
@@ -99,7 +107,10 @@ class ReceivedForm:
             await received.upload.place(target)
         else:
             assert received.temp_path is not None
-            await storage.move(received.temp_path, storage.local_path(settings, target))
+            tail, received.tail = received.tail, bytearray()
+            await anyio.to_thread.run_sync(
+                _place, received.temp_path, tail, storage.new_local_path(settings, target)
+            )
         received.kept = True
 
     async def discard(self) -> None:
@@ -278,9 +289,22 @@ class _FormReceiver:
 
 
 def _append(path: Path, data: bytes | bytearray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
+    try:
+        handle = path.open("ab")
+    except FileNotFoundError:  # the first upload into a new UPLOAD_DIR/.tmp
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab")
+    with handle:
         handle.write(data)
+
+
+def _place(temp_path: Path, tail: bytearray, target: Path) -> None:
+    """The file's last block appended under its temp name, then the temp file renamed
+    into place (``storage.move``): one thread call. If either fails, the temp file is
+    left for the form's owner to remove."""
+    if tail:
+        _append(temp_path, tail)
+    storage.move_now(temp_path, target)
 
 
 @asynccontextmanager
@@ -343,7 +367,7 @@ async def _receive(receiver: _FormReceiver, chunks: AsyncIterator[bytes], bounda
         raise Unprocessable(
             "The multipart body ended before its closing boundary", code="invalid_form"
         )
-    await _flush(receiver)
+    await _flush(receiver, last=True)
 
 
 def _touch(paths: list[Path]) -> None:
@@ -352,10 +376,14 @@ def _touch(paths: list[Path]) -> None:
             path.touch()
 
 
-async def _flush(receiver: _FormReceiver) -> None:
+async def _flush(receiver: _FormReceiver, *, last: bool = False) -> None:
+    """Write the blocks received so far; the ``last`` block of a local file (the body has
+    ended) stays in memory as its ``tail``, written when the file is kept."""
     for target, data in receiver.take_blocks():
         if target.upload is not None:
             await target.upload.write(data)
+        elif last:
+            target.tail += data
         else:
             assert target.temp_path is not None
             await anyio.to_thread.run_sync(_append, target.temp_path, data)
@@ -389,4 +417,7 @@ async def validate(form: ReceivedForm, settings: Settings) -> None:
             raise UnsupportedFileType(f"{received.filename}: only {allowed} files are accepted")
         if received.size == 0:
             raise Unprocessable(f"{received.filename} is empty", code="empty_file")
-        await anyio.to_thread.run_sync(_check_text, received)
+        if len(received.sample) <= INLINE_CHECK_BYTES:
+            _check_text(received)
+        else:
+            await anyio.to_thread.run_sync(_check_text, received)

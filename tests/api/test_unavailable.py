@@ -10,6 +10,7 @@ import errno
 import socket
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -102,3 +103,35 @@ async def test_while_the_database_is_down_requests_answer_503_with_retry_after(
     assert health.status_code == 503
     assert health.json()["database"]["status"] == "error"
     assert files_on_disk(settings.upload_dir) == []
+
+
+@pytest.mark.postgres_only
+async def test_connections_killed_under_the_api_cost_one_503_at_most(
+    app: FastAPI, client: httpx.AsyncClient, headers: dict[str, str], settings: Settings
+) -> None:
+    """The API's engine does not pre-ping a connection it checks out: a connection a
+    database restart broke fails its first statement (503 database_unavailable), which
+    invalidates the pool, and the requests after it get new connections."""
+    engine = app.state.session_factory.kw["bind"]
+    assert engine.pool._pre_ping is False
+    for _ in range(3):  # a few connections in the pool
+        assert (await client.get("/api/v1/tasks/", headers=headers)).status_code == 200
+    admin = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend' AND pid <> $1",
+            app.state.listener.backend_pid,
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    statuses = []
+    for _ in range(4):
+        response = await client.get("/api/v1/tasks/", headers=headers)
+        statuses.append(response.status_code)
+        if response.status_code != 200:
+            assert response.json()["code"] == "database_unavailable"
+    assert statuses[1:] == [200, 200, 200], statuses
+    assert statuses[0] in (200, 503), statuses
