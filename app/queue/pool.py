@@ -92,6 +92,13 @@ class AttemptState(enum.Enum):
     DONE = "done"
 
 
+FINISHING_SLOTS = 1
+"""Per slot, how many more attempts may be writing their outcome: a slot whose processor
+has returned takes the next task while its outcome is written (in the completion batch),
+so claiming and completing overlap; at most ``concurrency * (1 + FINISHING_SLOTS)``
+attempts are held at once, and never more than ``concurrency`` processors run."""
+
+
 class _Attempt:
     """A claimed attempt, its state and its throttled progress writer.
 
@@ -261,7 +268,7 @@ class WorkerPool:
         so a slot that leaked out of it counts as free (and the pool as stalled).
         """
         threshold = self.settings.worker_stall_seconds
-        free = self.concurrency - len(self._tasks())
+        free = self.concurrency - len(self._tasks(AttemptState.RUNNING))
         if self._stopping.is_set() or free <= 0:
             return None
         idle = time.monotonic() - max(self.last_claim_at, self._last_release_at)
@@ -291,7 +298,7 @@ class WorkerPool:
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()
-            if 0 < len(self.running) < self.concurrency:
+            if 0 < self._busy() < self.concurrency:
                 # busy: let the attempts finishing right now free their slots too,
                 # so one claim takes several tasks (an idle pool claims at once)
                 await asyncio.sleep(CLAIM_COALESCE_SECONDS)
@@ -302,8 +309,23 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.worker_poll_seconds)
 
+    def _busy(self) -> int:
+        """Attempts whose processor still runs (those writing their outcome hold no slot)."""
+        return sum(1 for a in self.running.values() if a.state is AttemptState.RUNNING)
+
+    def free_slots(self) -> int:
+        """Slots that may take a task now: free of a running processor, and within the
+        bound on attempts still writing their outcome (see FINISHING_SLOTS)."""
+        held = self.concurrency * (1 + FINISHING_SLOTS) - len(self.running)
+        return min(self.concurrency - self._busy(), held)
+
+    def _finishing(self, attempt: _Attempt) -> None:
+        """The attempt's processor is done: its slot may take the next task."""
+        attempt.state = AttemptState.FINISHING
+        self._wake.set()
+
     async def _claim_free_slots(self) -> int:
-        free = self.concurrency - len(self.running)
+        free = self.free_slots()
         if free <= 0 or self._stopping.is_set():
             return 0
         claimed = await attempts.claim(self.sessions, self.settings, self.worker_id, free)
@@ -487,7 +509,7 @@ class WorkerPool:
         if output.files and not attempt.has_directory:
             message = "The processor returned result files although it declares it writes none."
             return await self._failed(attempt, message, retryable=False)
-        attempt.state = AttemptState.FINISHING
+        self._finishing(attempt)
         await self._flush_progress(attempt)
         try:
             completed = await self._complete((claimed, output, attempt_dir))
@@ -550,7 +572,7 @@ class WorkerPool:
                 future.set_exception(error)
 
     async def _failed(self, attempt: _Attempt, message: str, *, retryable: bool) -> str:
-        attempt.state = AttemptState.FINISHING
+        self._finishing(attempt)
         status = await attempts.fail(
             self.sessions, self.settings, attempt.claimed, message, retryable=retryable
         )

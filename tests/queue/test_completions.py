@@ -184,3 +184,46 @@ async def test_an_attempt_that_lost_its_lease_in_a_batch_writes_nothing_and_the_
     await asyncio.sleep(0.1)  # events are delivered after the commit
     completed = {e.task_id for e in events if e.status == "completed"}
     assert completed == {tasks[0].id, tasks[2].id}
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_slot_takes_the_next_task_while_its_outcome_is_written(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+    monkeypatch: Any,
+) -> None:  # fmt: skip
+    """Claiming overlaps completing: a slot whose processor returned runs the next task
+    while the completion is still being written, and no more attempts are held than
+    the bound (one finishing per slot) allows."""
+    gate = asyncio.Event()
+    real = attempts.complete_many
+
+    async def held(*args: Any, **kwargs: Any) -> list[bool]:
+        await gate.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(attempts, "complete_many", held)
+    tasks = [await make_task("writer") for _ in range(3)]
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
+    try:
+        assert await pool._claim_free_slots() == 1
+        await _until(lambda: pool.free_slots() == 1)  # its processor returned
+        assert await pool._claim_free_slots() == 1  # the next one, the first still writing
+        await _until(lambda: len(pool._finished) == 1)  # both done: one writing, one queued
+        assert pool.free_slots() == 0
+        assert await pool._claim_free_slots() == 0
+        statuses = [(await reload(sessions, task.id)).status for task in tasks]
+        assert statuses == ["processing", "processing", "pending"]
+        gate.set()
+        async with asyncio.timeout(60):
+            await pool.run_until_idle()
+    finally:
+        gate.set()
+        pool._runner.close()
+    for task in tasks:
+        assert (await reload(sessions, task.id)).status == "completed"
+    assert pool.running == {}
