@@ -12,15 +12,9 @@ WebSocket connections authenticate in their handler (they must be accepted
 before they can be closed with 1008).
 
 The gate opens the request's one session (its unit of work, ``app.database``):
-it authenticates with it and leaves it, still in the same transaction, in the
-request state for ``SessionDep``, so the request's reads and writes take one
-transaction. It commits right after authenticating only when that wrote (an
-API key's ``last_used_at``, at most once per ``LAST_USED_RESOLUTION``), so the
-key's row is not held locked for the request. A route that does not take the
-session (``SessionDep`` ends its transaction before the response starts) gets
-the authentication's transaction ended when its response starts, so a stream
-(SSE, a download) does not hold a connection. The gate closes the session when
-the response is done.
+it authenticates with it, commits what that touched (an API key's
+``last_used_at``), leaves it in the request state for ``SessionDep`` and
+closes it when the response is done.
 """
 
 from __future__ import annotations
@@ -54,16 +48,14 @@ async def authenticate(session: Any, settings: Settings, token: str) -> User:
     """The user behind ``token`` (a JWT or an API key); ``Unauthorized`` otherwise.
 
     Used by the gate and by the WebSocket handler, which authenticates itself.
-    Commits ``session`` only if authenticating wrote (an API key's ``last_used_at``);
-    otherwise its transaction goes on for the request. Detaches the user from it, so a
+    Commits ``session`` (last_used_at of API keys) and detaches the user from it, so a
     rollback of the request's work later (which expires what the session holds) leaves
     the caller readable.
     """
     if len(token) > MAX_TOKEN_CHARS or "\x00" in token:  # NUL: no credential, no lookup
         raise Unauthorized("The credential is not valid", code="invalid_token")
     user = await auth_service.authenticate_token(session, settings, token)
-    if session.info.pop(auth_service.LAST_USED_WRITTEN, False):
-        await session.commit()
+    await session.commit()
     session.expunge(user)
     return user
 
@@ -126,8 +118,6 @@ class ApiGateMiddleware:
                 headers = MutableHeaders(scope=message)
                 for name, value in rate_headers.items():
                     headers[name] = value
-                if session.in_transaction():  # the route did not take the session
-                    await session.commit()
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -30,10 +30,6 @@ from app.models.base import utcnow
 JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "ntm"
 LAST_USED_RESOLUTION = timedelta(minutes=5)
-LAST_USED_WRITTEN = "ntm_last_used_written"
-"""Set in the session's ``info`` when authenticating wrote ``last_used_at`` (not yet
-committed): the /api/v1 gate then commits it at once rather than hold the key's row
-locked for the whole request."""
 
 _password_hash = PasswordHash.recommended()
 # Verified against when the email is unknown, so a wrong email costs the same
@@ -142,7 +138,6 @@ async def user_for_api_key(session: AsyncSession, token: str) -> User:
         await session.execute(
             update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now)
         )
-        session.info[LAST_USED_WRITTEN] = True
     return user
 
 
