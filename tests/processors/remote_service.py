@@ -194,7 +194,9 @@ def settings_for(url: str, **overrides: Any) -> dict[str, Any]:
         "url": url,
         "headers": {"Authorization": "Bearer remote-secret"},
         "connect_timeout_seconds": 2,
-        "read_timeout_seconds": 0.5,
+        # long enough that a loaded machine never turns a slow answer into a retry
+        # (tests count requests); the hanging-service test sets its own, shorter
+        "read_timeout_seconds": 5,
         "job_timeout_seconds": 20,
         "poll_interval_seconds": 0.05,
         "retry_attempts": 3,

@@ -250,7 +250,7 @@ def test_remote_processors_are_registered_from_settings(monkeypatch: pytest.Monk
     monkeypatch.setenv("REMOTE_PROCESSORS", value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.processors == {"http": "app.processors.remote:remote:http"}
-    assert settings.remote_processors["http"].read_timeout_seconds == 0.5
+    assert settings.remote_processors["http"].read_timeout_seconds == 5
     monkeypatch.delenv("REMOTE_PROCESSORS")
 
     with pytest.raises(ValueError, match="'analyze' is not a free processor name"):
