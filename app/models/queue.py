@@ -26,6 +26,7 @@ class TaskQueue(Base):
             "ix_task_queue_claim",
             text("priority DESC"),
             "enqueued_at",
+            "id",
             sqlite_where=text("worker_id IS NULL"),
             postgresql_where=text("worker_id IS NULL"),
         ),
