@@ -56,11 +56,10 @@ class Fileless(Writer):
         return ProcessorOutput(summary=f"{len(data)} bytes")
 
 
-class Liar(Writer):
-    """Declares that it writes no files, then returns one."""
+class Liar(Fileless):
+    """Declares that it writes no files (as ``Fileless``), then returns one."""
 
     name = "liar"
-    writes_files = False
 
     def run(
         self, input_path: Path, output_dir: Path, progress: ProgressCallback

@@ -75,13 +75,10 @@ async def test_attempts_finishing_together_complete_in_one_transaction(
         assert (await session.execute(select(func.count()).select_from(TaskQueue))).scalar() == 0
 
 
-async def test_a_fenced_out_attempt_in_a_batch_writes_nothing_and_the_others_complete(
-    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
-) -> None:  # fmt: skip
-    first, second = await make_task("writer"), await make_task("writer")
-    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=2)
-    claimed = await attempts.claim(sessions, settings, pool.worker_id, 2)
-    pool._runner.close()
+def _finished(
+    settings: Settings, claimed: list[attempts.Claimed]
+) -> list[tuple[attempts.Claimed, ProcessorOutput, Path]]:
+    """Each claimed attempt as if its processor had returned one ``out.txt``."""
     finished = []
     for item in claimed:
         directory = storage.attempt_dir(settings.upload_dir, item.task_id, item.attempt)
@@ -89,6 +86,17 @@ async def test_a_fenced_out_attempt_in_a_batch_writes_nothing_and_the_others_com
         (directory / "out.txt").write_text("done")
         output = ProcessorOutput(summary="ok", files=[OutputFile("out.txt", "text/plain")])
         finished.append((item, output, directory))
+    return finished
+
+
+async def test_a_fenced_out_attempt_in_a_batch_writes_nothing_and_the_others_complete(
+    make_task: MakeTask, sessions: async_sessionmaker[AsyncSession], settings: Settings,
+) -> None:  # fmt: skip
+    first, second = await make_task("writer"), await make_task("writer")
+    pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=2)
+    claimed = await attempts.claim(sessions, settings, pool.worker_id, 2)
+    pool._runner.close()
+    finished = _finished(settings, claimed)
     cancelled = next(item for item in claimed if item.task_id == first.id)
     async with sessions() as session, session.begin():  # the user cancels one meanwhile
         await attempts.user_transition(session, attempts.CANCEL, cancelled.task_id, "Cancelled")
@@ -153,13 +161,7 @@ async def test_an_attempt_that_lost_its_lease_in_a_batch_writes_nothing_and_the_
     assert reclaimed == 1
     [again] = await attempts.claim(sessions, settings, "another-worker", 3)
     assert (again.task_id, again.attempt) == (stale.task_id, 2)  # processing, a newer attempt
-    finished = []
-    for item in claimed:
-        directory = storage.attempt_dir(settings.upload_dir, item.task_id, item.attempt)
-        directory.mkdir(parents=True)
-        (directory / "out.txt").write_text("done")
-        output = ProcessorOutput(summary="ok", files=[OutputFile("out.txt", "text/plain")])
-        finished.append((item, output, directory))
+    finished = _finished(settings, claimed)
     events: list[TaskEvent] = []
     pool.bus.subscribe(TaskEvent, events.append)
     outcomes = await attempts.complete_many(sessions, settings, finished)

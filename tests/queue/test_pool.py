@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.database import factory_bus
 from app.events.publish import MAX_ERROR_LENGTH, TaskEvent
-from app.models import FileStorage, TaskQueue, TaskResult, Worker
+from app.models import FileStorage, Task, TaskQueue, TaskResult, Worker
 from app.queue import attempts, runner
 from app.queue.pool import WorkerPool
 from app.services import storage
@@ -31,6 +31,19 @@ async def run_collecting_events(pool: WorkerPool) -> list[TaskEvent]:
     finally:
         pool.bus.unsubscribe(TaskEvent, events.append)
     return events
+
+
+async def _run_one(
+    pool: WorkerPool,
+    make_task: MakeTask,
+    sessions: async_sessionmaker[AsyncSession],
+    processor: str,
+) -> Task:
+    """One task of ``processor``, run by ``pool`` until it is idle; the task as it ended."""
+    task = await make_task(processor)
+    async with asyncio.timeout(30):
+        await pool.run_until_idle()
+    return await reload(sessions, task.id)
 
 
 async def test_a_task_runs_to_completion_with_its_files_and_result(
@@ -71,10 +84,7 @@ async def test_a_task_runs_to_completion_with_its_files_and_result(
 async def test_noop_writes_no_files(
     pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    task = await make_task("noop")
-    async with asyncio.timeout(30):
-        await pool.run_until_idle()
-    done = await reload(sessions, task.id)
+    done = await _run_one(pool, make_task, sessions, "noop")
     assert (done.status, done.progress, done.result_url) == ("completed", 100, None)
     async with sessions() as session:
         names = (await session.execute(select(FileStorage.name))).scalars().all()
@@ -116,10 +126,7 @@ async def test_a_processor_that_writes_no_files_gets_no_attempt_directory(
 async def test_a_processor_that_returns_files_it_said_it_would_not_write_fails(
     pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    task = await make_task("liar")
-    async with asyncio.timeout(30):
-        await pool.run_until_idle()
-    done = await reload(sessions, task.id)
+    done = await _run_one(pool, make_task, sessions, "liar")
     assert done.status == "failed"
     assert done.error_message == (
         "The processor returned result files although it declares it writes none."
@@ -198,10 +205,7 @@ async def test_retryable_failures_back_off_then_fail(
     pool: WorkerPool, make_task: MakeTask, sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:  # fmt: skip
-    task = await make_task("flaky")
-    async with asyncio.timeout(30):
-        await pool.run_until_idle()
-    failed = await reload(sessions, task.id)
+    failed = await _run_one(pool, make_task, sessions, "flaky")
     assert failed.status == "failed"
     assert failed.retry_count == settings.task_max_retries
     assert failed.attempt == settings.task_max_retries + 1
@@ -209,7 +213,7 @@ async def test_retryable_failures_back_off_then_fail(
     assert failed.error_message == (
         f"The service it needs is unavailable. (gave up after {attempts_made} attempts)"
     )
-    messages = await log_messages(sessions, task.id)
+    messages = await log_messages(sessions, failed.id)
     assert sum("Retrying in" in m for m in messages) == settings.task_max_retries
     assert messages[-1].startswith("Failed: ")
 
@@ -270,10 +274,7 @@ async def test_timeouts_are_retried_then_fail(
     settings.task_timeout_seconds = 0.3
     settings.task_max_retries = 1
     pool = WorkerPool(settings, sessions, factory_bus(sessions), concurrency=1)
-    task = await make_task("slow")
-    async with asyncio.timeout(30):
-        await pool.run_until_idle()
-    failed = await reload(sessions, task.id)
+    failed = await _run_one(pool, make_task, sessions, "slow")
     assert failed.status == "failed"
     assert failed.error_message == "The attempt took longer than 0.3 s. (gave up after 2 attempts)"
 
