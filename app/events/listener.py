@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.events.publish import EVENTS_CHANNEL, PROCESS_ID, QUEUE_CHANNEL, TaskEvent
+from app.events.publish import EVENTS_CHANNEL, OWN_PREFIX, PROCESS_ID, QUEUE_CHANNEL, TaskEvent
 from app.log import get_logger
 
 log = get_logger(__name__)
@@ -137,6 +137,8 @@ class PgListener:
         self._on_task_pending()
 
     def _on_event(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(OWN_PREFIX):  # this process's own event: it has it already
+            return
         try:
             origin, task_event = TaskEvent.from_json(payload)
         except (ValueError, TypeError):

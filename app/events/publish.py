@@ -33,6 +33,9 @@ EVENTS_CHANNEL = "ntm_task_events"
 QUEUE_CHANNEL = "ntm_queue"
 PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 MAX_ERROR_LENGTH = 1000  # keeps a NOTIFY payload far below PostgreSQL's 8000 bytes
+OWN_PREFIX = json.dumps({"origin": PROCESS_ID}, separators=(",", ":"))[:-1] + ","
+"""How every payload this process sends begins (``TaskEvent.to_json``): its listener
+drops its own events by this prefix, before any parsing."""
 
 
 class TaskState(Protocol):

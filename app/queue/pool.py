@@ -117,6 +117,9 @@ class _Attempt:
         self.latest: tuple[int, str] = (0, "starting")
         self.written: tuple[int, str] = (0, "starting")
         self.changed = asyncio.Event()
+        self.writer: asyncio.Task[None] | None = None
+        """Its progress writer, started by the first progress below 100 (never for a
+        processor that only reports its end: 100 is written with the completion)."""
         self.fenced_out = False
         self.cleaned = not has_directory
         self.outcome = "failed"
@@ -432,7 +435,6 @@ class WorkerPool:
         with structlog.contextvars.bound_contextvars(
             task_id=claimed.task_id, attempt=claimed.attempt, worker_id=self.worker_id
         ):
-            writer = asyncio.create_task(self._write_progress(attempt))
             try:
                 attempt.outcome = await self._execute(attempt, attempt.directory)
             except asyncio.CancelledError:
@@ -444,7 +446,8 @@ class WorkerPool:
                     current.uncancel()
             finally:
                 attempt.state = AttemptState.DONE
-                writer.cancel()
+                if attempt.writer is not None:
+                    attempt.writer.cancel()
                 await self._clean(attempt)
 
     async def _clean(self, attempt: _Attempt) -> None:
@@ -481,6 +484,12 @@ class WorkerPool:
             if percent >= attempt.latest[0]:
                 attempt.latest = (percent, stage)
                 attempt.changed.set()
+                if (
+                    attempt.writer is None
+                    and percent < 100
+                    and attempt.state is AttemptState.RUNNING
+                ):
+                    attempt.writer = asyncio.create_task(self._write_progress(attempt))
 
         try:
             output = await asyncio.wait_for(
