@@ -136,11 +136,18 @@ async def publish_event(session: AsyncSession, task_event: TaskEvent) -> None:
     await publish_events(session, [task_event])
 
 
+def deliver_locally(session: AsyncSession, task_events: list[TaskEvent]) -> None:
+    """Deliver events to this process's bus when ``session`` commits, and nowhere else:
+    for a statement that sent their NOTIFY itself (``TaskEvent.to_json`` built in SQL)."""
+    if task_events:
+        on_commit(session, partial(bus_of(session).publish_all, task_events))
+
+
 async def publish_events(session: AsyncSession, task_events: list[TaskEvent]) -> None:
     """:func:`publish_event` for several events, with one NOTIFY statement on PostgreSQL."""
     if not task_events:
         return
-    on_commit(session, partial(bus_of(session).publish_all, task_events))
+    deliver_locally(session, task_events)
     if session.get_bind().dialect.name != "postgresql":
         return
     if len(task_events) == 1:

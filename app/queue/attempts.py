@@ -9,6 +9,7 @@ out, handed to another worker) and must stop without writing anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -19,12 +20,36 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import Integer, Row, String, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    String,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.events.publish import TaskEvent, publish_event, publish_events
+from app.events.publish import (
+    EVENTS_CHANNEL,
+    MAX_ERROR_LENGTH,
+    PROCESS_ID,
+    TaskEvent,
+    deliver_locally,
+    publish_event,
+    publish_events,
+)
 from app.models import (
     FileKind,
     FileStorage,
@@ -107,25 +132,32 @@ _OWNED = (
     & (TASKS.c.attempt == bindparam("b_attempt"))
     & (TASKS.c.status == TaskStatus.PROCESSING)
 )
-_CLAIM_QUEUE = (
-    update(QUEUE)
-    .where(
-        QUEUE.c.id.in_(
-            select(QUEUE.c.id)
-            .where(QUEUE.c.worker_id.is_(None), QUEUE.c.available_at <= bindparam("now"))
-            .order_by(QUEUE.c.priority.desc(), QUEUE.c.enqueued_at, QUEUE.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
+
+
+def _claim_queue(limit: Any) -> Any:
+    """Claim up to ``limit`` queue rows, in the claim index's order (most urgent first)."""
+    return (
+        update(QUEUE)
+        .where(
+            QUEUE.c.id.in_(
+                select(QUEUE.c.id)
+                .where(QUEUE.c.worker_id.is_(None), QUEUE.c.available_at <= bindparam("now"))
+                .order_by(QUEUE.c.priority.desc(), QUEUE.c.enqueued_at, QUEUE.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
         )
+        .values(
+            worker_id=bindparam("b_worker_id", type_=String),
+            locked_until=bindparam("b_locked_until"),
+            attempt=QUEUE.c.attempt + 1,
+        )
+        .returning(QUEUE.c.task_id)
     )
-    .values(
-        worker_id=bindparam("b_worker_id"),
-        locked_until=bindparam("b_locked_until"),
-        attempt=QUEUE.c.attempt + 1,
-    )
-    .returning(QUEUE.c.task_id)
-)
+
+
+_CLAIM_QUEUE = _claim_queue(bindparam("limit"))
 _UPLOAD_PATHS = select(
     _FILES.c.task_id, _FILES.c.storage_type, _FILES.c.storage_path, _FILES.c.storage_bucket
 ).where(
@@ -291,17 +323,108 @@ RETRY_BY_USER = _guarded(
 )
 REPRIORITISE = _guarded((TaskStatus.PENDING,), event=False, priority=bindparam("b_priority"))
 # The claim starts many tasks at once (their queue rows taken by _CLAIM_QUEUE).
+_STARTED: dict[str, Any] = {
+    "status": TaskStatus.PROCESSING,
+    "attempt": TASKS.c.attempt + 1,
+    "progress": 0,
+    "stage": "starting",
+    "started_at": bindparam("now"),
+    "completed_at": None,
+}
+_CLAIM_RETURNS = (TASKS.c.processor, TASKS.c.retry_count, TASKS.c.max_retries)
 _CLAIM_TASKS = _guarded(
     (TaskStatus.PENDING,),
     which=TASKS.c.id.in_(bindparam("ids", expanding=True)),
-    returning=(TASKS.c.processor, TASKS.c.retry_count, TASKS.c.max_retries),
-    status=TaskStatus.PROCESSING,
-    attempt=TASKS.c.attempt + 1,
-    progress=0,
-    stage="starting",
-    started_at=bindparam("now"),
-    completed_at=None,
+    returning=_CLAIM_RETURNS,
+    **_STARTED,
 )
+
+
+def _event_json(row: Any) -> Any:
+    """``TaskEvent.to_json`` of this process, built in SQL from a row of the event's
+    columns (``_EVENT_COLUMNS``): the same keys and values, for a NOTIFY sent by the
+    statement that made the change."""
+    error = row.error_message
+    shortened = func.left(error, MAX_ERROR_LENGTH - 1).op("||")(literal("\u2026"))
+    return cast(
+        func.json_build_object(
+            literal_column("'origin'"), bindparam("b_origin", type_=String),
+            literal_column("'task_id'"), row.id,
+            literal_column("'owner_id'"), row.owner_id,
+            literal_column("'seq'"), row.event_seq,
+            literal_column("'status'"), row.status,
+            literal_column("'progress'"), row.progress,
+            literal_column("'stage'"), row.stage,
+            literal_column("'result_url'"), row.result_url,
+            literal_column("'error_message'"),
+            case((func.length(error) > MAX_ERROR_LENGTH, shortened), else_=error),
+        ),
+        Text,
+    )  # fmt: skip
+
+
+def _any_of(column: Any) -> Any:
+    """``= ANY`` of a CTE's column gathered into one array: an index lookup per value
+    whatever the table's statistics say (``IN (SELECT …)`` of a CTE, whose size the
+    planner cannot know, let stale statistics pick a scan of every pending task)."""
+    gathered = select(func.array_agg(column)).scalar_subquery()
+    return any_(cast(gathered, postgresql.ARRAY(String)))  # the array, not the subquery's rows
+
+
+@functools.cache
+def _claim_pg(limit: int) -> Any:
+    """PostgreSQL: the whole claim of up to ``limit`` tasks in one statement (one round
+    trip). The queue rows (``_CLAIM_QUEUE``), their tasks started (``_CLAIM_TASKS``)
+    and the attempts' log rows are data-modifying CTEs; the SELECT returns one row per
+    claimed queue row with its task's new state and upload (NULLs where the task had
+    left ``pending``: a stale queue row) and sends each started task's event with
+    ``pg_notify``. The LIMIT is written into the statement (one prepared statement
+    per size, up to the pool's concurrency): PostgreSQL then plans it once and
+    reuses the plan. Parameters: those of ``_CLAIM_QUEUE``, ``b_origin``."""
+    queued = _claim_queue(literal_column(str(int(limit)), Integer)).cte("queued")
+    started = (
+        update(TASKS)
+        .where(TASKS.c.id == _any_of(queued.c.task_id), TASKS.c.status == TaskStatus.PENDING)
+        .values(updated_at=bindparam("now"), event_seq=TASKS.c.event_seq + 1, **_STARTED)
+        .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt, *_CLAIM_RETURNS)
+        .cte("started")
+    )
+    logged = insert(_LOGS).from_select(
+        ["task_id", "attempt", "log_level", "message", "details", "created_at"],
+        select(
+            started.c.id,
+            started.c.attempt,
+            literal_column(f"'{LogLevel.INFO.value}'"),
+            literal_column("'Started attempt '").op("||")(cast(started.c.attempt, String)),
+            func.json_build_object(literal_column("'worker_id'"), bindparam("b_worker_id")),
+            bindparam("now"),
+        ),
+    )
+    upload = (
+        select(_FILES.c.task_id, _FILES.c.storage_type, _FILES.c.storage_path,
+               _FILES.c.storage_bucket)
+        .where(_FILES.c.task_id == _any_of(started.c.id), _FILES.c.kind == FileKind.UPLOAD)
+        .ext(postgresql.distinct_on(_FILES.c.task_id))
+        .cte("upload")
+    )  # fmt: skip
+    channel: Any = literal_column(f"'{EVENTS_CHANNEL}'")
+    notify = case((started.c.id.is_not(None), func.pg_notify(channel, _event_json(started.c))))
+    return (
+        select(
+            queued.c.task_id.label("queued_id"),
+            *started.c,
+            upload.c.storage_type,
+            upload.c.storage_path,
+            upload.c.storage_bucket,
+            notify.label("notified"),
+        )
+        .select_from(
+            queued.outerjoin(started, started.c.id == queued.c.task_id).outerjoin(
+                upload, upload.c.task_id == started.c.id
+            )
+        )
+        .add_cte(logged.cte("logged"))
+    )
 
 
 def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
@@ -434,52 +557,59 @@ async def claim(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, worker_id: str, limit: int
 ) -> list[Claimed]:
     """Take up to ``limit`` tasks, highest priority first then oldest, in one transaction:
-    one UPDATE claims the queue rows, one starts their tasks, then their upload paths
-    are read and their log rows written in one INSERT.
+    their queue rows claimed, their tasks started, their upload paths read, their log
+    rows written and their events sent. On PostgreSQL that is one statement
+    (``_claim_pg``); on SQLite one UPDATE claims the queue rows, one starts their
+    tasks, then their upload paths are read and their log rows written in one INSERT.
 
     PostgreSQL skips rows other claimers hold (FOR UPDATE SKIP LOCKED); SQLite
     runs the same statements under its single writer.
     """
     now = utcnow()
+    parameters = {
+        "now": now,
+        "b_worker_id": worker_id,
+        "b_locked_until": now + timedelta(seconds=settings.task_lease_seconds),
+    }
     async with sessions() as session, session.begin():
-        queued = (
-            (
-                await session.execute(
-                    _CLAIM_QUEUE,
-                    {
-                        "now": now,
-                        "limit": limit,
-                        "b_worker_id": worker_id,
-                        "b_locked_until": now + timedelta(seconds=settings.task_lease_seconds),
-                    },
-                )
+        if session.get_bind().dialect.name == "postgresql":
+            found = await session.execute(_claim_pg(limit), {**parameters, "b_origin": PROCESS_ID})
+            started: list[Any] = []
+            stale: set[str] = set()
+            for row in found:
+                if row.id is None:
+                    stale.add(row.queued_id)
+                else:
+                    started.append(row)
+            uploads = {row.id: _upload_locator(row) for row in started}
+            deliver_locally(session, [TaskEvent.from_task(row) for row in started])
+        else:
+            queued = (
+                (await session.execute(_CLAIM_QUEUE, {**parameters, "limit": limit}))
+                .scalars()
+                .all()
             )
-            .scalars()
-            .all()
-        )
-        if not queued:
-            return []
-        started = (await session.execute(_CLAIM_TASKS, {"ids": queued, "now": now})).all()
-        stale = set(queued) - {row.id for row in started}
+            if not queued:
+                return []
+            started = list(await session.execute(_CLAIM_TASKS, {"ids": queued, "now": now}))
+            stale = set(queued) - {row.id for row in started}
+            ids = [row.id for row in started]
+            uploads = {
+                row.task_id: _upload_locator(row)
+                for row in (await session.execute(_UPLOAD_PATHS, {"ids": ids}) if ids else ())
+            }
+            if started:
+                await session.execute(
+                    _INSERT_LOG,
+                    [
+                        _log_row(row.id, row.attempt, f"Started attempt {row.attempt}",
+                                 worker_id=worker_id)
+                        for row in started
+                    ],
+                )  # fmt: skip
+                await publish_events(session, [TaskEvent.from_task(row) for row in started])
         if stale:  # the task left "pending" meanwhile: its queue row is obsolete
             await session.execute(DEQUEUE, [{"b_task_id": task_id} for task_id in stale])
-        if not started:
-            return []
-        ids = [row.id for row in started]
-        uploads: dict[str, str] = {  # where each upload is: storage.Stored.locator
-            row.task_id: storage.Stored.from_row(
-                row.storage_type, row.storage_path, row.storage_bucket
-            ).locator
-            for row in await session.execute(_UPLOAD_PATHS, {"ids": ids})
-        }
-        await session.execute(
-            _INSERT_LOG,
-            [
-                _log_row(row.id, row.attempt, f"Started attempt {row.attempt}", worker_id=worker_id)
-                for row in started
-            ],
-        )
-        await publish_events(session, [TaskEvent.from_task(row) for row in started])
         return [
             Claimed(
                 task_id=row.id,
@@ -491,6 +621,13 @@ async def claim(
             )
             for row in started
         ]
+
+
+def _upload_locator(row: Any) -> str:
+    """Where a claimed task's upload is (``storage.Stored.locator``); "" without one."""
+    if row.storage_type is None:
+        return ""
+    return storage.Stored.from_row(row.storage_type, row.storage_path, row.storage_bucket).locator
 
 
 def clamp_progress(percent: int) -> int:
