@@ -34,6 +34,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     select,
     update,
 )
@@ -239,6 +240,46 @@ def _complete_many(dialect: str) -> Any:
 
 
 _COMPLETE_MANY = {dialect: _complete_many(dialect) for dialect in ("postgresql", "sqlite")}
+COMPLETED_MESSAGE = "Completed"
+"""The log message of a completed attempt."""
+
+
+def _complete_many_pg() -> Any:
+    """PostgreSQL: ``_COMPLETE_MANY``, the log rows of the attempts it completed and
+    their events' ``pg_notify`` in one statement (the UPDATE and the INSERT as
+    data-modifying CTEs). Parameters: those of ``_COMPLETE_MANY``, ``b_origin``."""
+    done = _COMPLETE_MANY["postgresql"].cte("done")
+    logged = insert(_LOGS).from_select(
+        ["task_id", "attempt", "log_level", "message", "details", "created_at"],
+        select(
+            done.c.id,
+            done.c.attempt,
+            literal_column(f"'{LogLevel.INFO.value}'"),
+            literal_column(f"'{COMPLETED_MESSAGE}'"),
+            null(),
+            bindparam("now"),
+        ),
+    )
+    notify = func.pg_notify(literal_column(f"'{EVENTS_CHANNEL}'"), _event_json(done.c))
+    return select(*done.c, notify.label("notified")).add_cte(logged.cte("logged"))
+
+
+_FINISH_PG = (
+    delete(QUEUE)
+    .where(QUEUE.c.task_id == any_(bindparam("b_ids", type_=postgresql.ARRAY(String))))
+    .add_cte(
+        update(_FILES)
+        .where(
+            _FILES.c.task_id == any_(bindparam("b_ids", type_=postgresql.ARRAY(String))),
+            _FILES.c.kind == FileKind.UPLOAD,
+        )
+        .values(expires_at=bindparam("expires"))
+        .cte("kept")
+    )
+)
+"""PostgreSQL: the completed tasks' uploads kept until ``expires`` (``_KEEP_UPLOAD_UNTIL``)
+and their queue rows deleted (``DEQUEUE``), in one statement. Parameters: ``b_ids``,
+``expires``."""
 _RETRY = _fenced(  # after a failure, or a lease that ran out (``maintenance``)
     status=TaskStatus.PENDING,
     retry_count=TASKS.c.retry_count + 1,
@@ -427,6 +468,9 @@ def _claim_pg(limit: int) -> Any:
     )
 
 
+_COMPLETE_PG = _complete_many_pg()
+
+
 def _log_row(task_id: str, attempt: int, message: str, level: LogLevel = LogLevel.INFO,
              **details: Any) -> dict[str, Any]:  # fmt: skip
     return {
@@ -502,7 +546,9 @@ async def complete_transitions(
     session: AsyncSession, changes: list[Change]
 ) -> list[Row[*tuple[Any, ...]] | None]:
     """``transitions`` with ``_COMPLETE`` (parameter ``b_result_url``), its fenced
-    UPDATEs as one statement for the whole batch (``_COMPLETE_MANY``)."""
+    UPDATEs as one statement for the whole batch (``_COMPLETE_MANY``); on PostgreSQL
+    that statement also writes the log rows (``COMPLETED_MESSAGE``) and sends the
+    events (``_COMPLETE_PG``)."""
     dialect = session.get_bind().dialect.name
     urls = [change[3]["b_result_url"] for change in changes]
     if dialect == "postgresql":
@@ -510,14 +556,21 @@ async def complete_transitions(
             "b_ids": [change[0] for change in changes],
             "b_attempts": [change[1] for change in changes],
             "b_urls": urls,
+            "b_origin": PROCESS_ID,
         }
+        statement = _COMPLETE_PG
     else:
         triples = [[change[0], change[1], url] for change, url in zip(changes, urls, strict=True)]
         bound = {"b_rows": json.dumps(triples)}
-    result = await session.execute(_COMPLETE_MANY[dialect], {"now": utcnow(), **bound})
+        statement = _COMPLETE_MANY[dialect]
+    result = await session.execute(statement, {"now": utcnow(), **bound})
     updated = {(row.id, row.attempt): row for row in result}
     rows = [updated.get((change[0], change[1])) for change in changes]
-    return await _transitioned(session, changes, rows)
+    if dialect != "postgresql":
+        return await _transitioned(session, changes, rows)
+    deliver_locally(session, [TaskEvent.from_task(row) for row in rows if row is not None])
+    await outbox.record(session, rows)  # the webhooks of those now final, if any
+    return rows
 
 
 async def _transitioned(
@@ -691,7 +744,7 @@ async def complete_many(
     for claimed, output, _ in finished:
         first = output.files[0].name if output.files else None
         url = storage.file_url(claimed.task_id, first) if first else None
-        log = _log_row(claimed.task_id, claimed.attempt, "Completed")
+        log = _log_row(claimed.task_id, claimed.attempt, COMPLETED_MESSAGE)
         changes.append((claimed.task_id, claimed.attempt, log, {"b_result_url": url}))
     moved: list[tuple[Path, Path]] = []
     uploaded: list[storage.Stored] = []  # STORAGE_BACKEND=s3: put in the bucket
@@ -746,9 +799,13 @@ async def complete_many(
             if files:
                 await session.execute(_INSERT_FILE, files)
             await session.execute(_INSERT_RESULT, results)
-            done = [{"b_task_id": claimed.task_id, "expires": expires} for claimed, _, _ in owned]
-            await session.execute(_KEEP_UPLOAD_UNTIL, done)
-            await session.execute(DEQUEUE, [{"b_task_id": item["b_task_id"]} for item in done])
+            ids = [claimed.task_id for claimed, _, _ in owned]
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(_FINISH_PG, {"b_ids": ids, "expires": expires})
+            else:
+                done = [{"b_task_id": task_id, "expires": expires} for task_id in ids]
+                await session.execute(_KEEP_UPLOAD_UNTIL, done)
+                await session.execute(DEQUEUE, [{"b_task_id": task_id} for task_id in ids])
         except BaseException:
             await _put_back(moved)
             await storage.remove_uploaded(settings, uploaded)  # their sources stay in place
