@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
@@ -88,10 +89,17 @@ def relative(upload_dir: Path, path: Path) -> str:
     return path.relative_to(upload_dir).as_posix()
 
 
+@functools.lru_cache(maxsize=16)
+def _resolved(upload_dir: Path) -> Path:
+    """``upload_dir`` with its symlinks resolved, once per directory: it is configured at
+    start-up, while a stored file's own path is resolved at every use."""
+    return upload_dir.resolve()
+
+
 def absolute(upload_dir: Path, storage_path: str) -> Path:
     """The absolute path of a stored file; refuses anything outside ``upload_dir``."""
     path = (upload_dir / storage_path).resolve()
-    if not path.is_relative_to(upload_dir.resolve()):
+    if not path.is_relative_to(_resolved(upload_dir)):
         raise ValueError(f"stored path escapes the upload dir: {storage_path!r}")
     return path
 
@@ -328,8 +336,8 @@ def local_path(settings: Settings, stored: Stored) -> Path:
 def new_local_path(settings: Settings, stored: Stored) -> Path:
     """The path of a local location this process just made (``new_upload_location``):
     its key is built from a generated id and name, so it is joined without the checks of
-    :func:`local_path`, which resolves two paths (two ``realpath`` walks, ~50 µs) to refuse
-    a stored key that escapes ``UPLOAD_DIR``."""
+    :func:`local_path`, which resolves the stored path (a ``realpath`` walk) to refuse a
+    stored key that escapes ``UPLOAD_DIR``."""
     return settings.upload_dir / stored.key
 
 
