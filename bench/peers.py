@@ -86,8 +86,9 @@ from app.events.bus import EventBus
 from app.events.publish import QUEUE_CHANNEL
 from app.models import Task, TaskQueue, TaskStatus, User
 from app.models.base import utcnow
-from app.queue.enqueue import enqueue
+from app.services import storage
 from app.services import tasks as task_service
+from app.services.uploads import ReceivedFile, ReceivedForm
 from app.services.users import create_api_key
 
 CONCURRENCY = 10
@@ -262,12 +263,21 @@ class Ours(Queue):
         return [r["id"] for r in rows]
 
     async def enqueue_one(self) -> Any:
-        async with self.sessions() as session, session.begin():
-            task = Task(**task_row(self.owner.id))
-            session.add(task)
-            await session.flush()
-            await enqueue(session, task)
-        return task.id
+        """One task through the service layer, as the upload route makes it once a body is
+        received: its file placed (the 30 bytes written and renamed in one thread call),
+        its rows and its event in one statement, then the commit."""
+        content = b"A manuscript of thirty bytes.\n"
+        temp = storage.new_temp_path(self.upload_dir)
+        received = ReceivedFile(filename="bench.txt", temp_path=temp, size=len(content))
+        received.sha256.update(content)
+        received.tail += content
+        options = task_service.UploadOptions(project_id=None, priority=5, processor="noop")
+        async with self.sessions() as session, ReceivedForm([received], {}) as form:
+            tasks, _, _ = await task_service.create_tasks(
+                session, self.settings, self.owner, form, options
+            )
+            await session.commit()
+        return tasks[0].id
 
     async def done(self, keys: list[Any]) -> int:
         async with self.sessions() as session:
