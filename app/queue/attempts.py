@@ -21,6 +21,8 @@ from typing import Any
 
 import anyio
 from sqlalchemy import (
+    JSON,
+    Float,
     Integer,
     Row,
     String,
@@ -61,7 +63,7 @@ from app.models import (
     TaskResult,
     TaskStatus,
 )
-from app.models.base import table_of, utcnow
+from app.models.base import new_id, table_of, utcnow
 from app.processors.base import ProcessorOutput
 from app.services import storage
 from app.webhooks import outbox
@@ -264,22 +266,45 @@ def _complete_many_pg() -> Any:
     return select(*done.c, notify.label("notified")).add_cte(logged.cte("logged"))
 
 
-_FINISH_PG = (
-    delete(QUEUE)
-    .where(QUEUE.c.task_id == any_(bindparam("b_ids", type_=postgresql.ARRAY(String))))
-    .add_cte(
-        update(_FILES)
-        .where(
-            _FILES.c.task_id == any_(bindparam("b_ids", type_=postgresql.ARRAY(String))),
-            _FILES.c.kind == FileKind.UPLOAD,
+_RESULT_ARRAYS = {
+    "id": String, "task_id": String, "attempt": Integer, "result_file_path": String,
+    "summary": Text, "quality_score": Float, "confidence_score": Float, "metrics": Text,
+}  # fmt: skip
+"""The ``task_results`` columns ``_FINISH_PG`` takes as arrays (``metrics``: JSON texts)."""
+
+
+def _finish_pg() -> Any:
+    """PostgreSQL: the completed attempts' results inserted (one array per column of
+    ``_RESULT_ARRAYS``, parameters ``r_<column>``), their uploads kept until ``expires``
+    (``_KEEP_UPLOAD_UNTIL``) and their queue rows deleted (``DEQUEUE``), in one
+    statement. Parameters: those arrays, ``b_ids``, ``expires``, ``now``."""
+    ids = any_(bindparam("b_ids", type_=postgresql.ARRAY(String)))
+    rows = (
+        func.unnest(
+            *(bindparam(f"r_{name}", type_=postgresql.ARRAY(kind))
+              for name, kind in _RESULT_ARRAYS.items())
         )
-        .values(expires_at=bindparam("expires"))
-        .cte("kept")
+        .table_valued(*_RESULT_ARRAYS)
+        .render_derived(name="r")
+    )  # fmt: skip
+    values = [cast(rows.c[n], JSON) if n == "metrics" else rows.c[n] for n in _RESULT_ARRAYS]
+    resulted = insert(_RESULTS).from_select(
+        [*_RESULT_ARRAYS, "created_at"],
+        select(*values, bindparam("now", type_=_RESULTS.c.created_at.type)),
     )
-)
-"""PostgreSQL: the completed tasks' uploads kept until ``expires`` (``_KEEP_UPLOAD_UNTIL``)
-and their queue rows deleted (``DEQUEUE``), in one statement. Parameters: ``b_ids``,
-``expires``."""
+    kept = (
+        update(_FILES)
+        .where(_FILES.c.task_id == ids, _FILES.c.kind == FileKind.UPLOAD)
+        .values(expires_at=bindparam("expires"))
+    )
+    return (
+        delete(QUEUE)
+        .where(QUEUE.c.task_id == ids)
+        .add_cte(resulted.cte("resulted"), kept.cte("kept"))
+    )
+
+
+_FINISH_PG = _finish_pg()
 _RETRY = _fenced(  # after a failure, or a lease that ran out (``maintenance``)
     status=TaskStatus.PENDING,
     retry_count=TASKS.c.retry_count + 1,
@@ -798,11 +823,13 @@ async def complete_many(
                 )
             if files:
                 await session.execute(_INSERT_FILE, files)
-            await session.execute(_INSERT_RESULT, results)
             ids = [claimed.task_id for claimed, _, _ in owned]
             if session.get_bind().dialect.name == "postgresql":
-                await session.execute(_FINISH_PG, {"b_ids": ids, "expires": expires})
+                await session.execute(
+                    _FINISH_PG, {"b_ids": ids, "expires": expires, "now": now, **_arrays(results)}
+                )
             else:
+                await session.execute(_INSERT_RESULT, results)
                 done = [{"b_task_id": task_id, "expires": expires} for task_id in ids]
                 await session.execute(_KEEP_UPLOAD_UNTIL, done)
                 await session.execute(DEQUEUE, [{"b_task_id": task_id} for task_id in ids])
@@ -811,6 +838,19 @@ async def complete_many(
             await storage.remove_uploaded(settings, uploaded)  # their sources stay in place
             raise
     return [row is not None for row in rows]
+
+
+def _arrays(results: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The result rows as ``_FINISH_PG``'s arrays, a new id for each."""
+    arrays: dict[str, list[Any]] = {f"r_{name}": [] for name in _RESULT_ARRAYS}
+    for row in results:
+        arrays["r_id"].append(new_id())
+        for name in _RESULT_ARRAYS:
+            if name == "metrics":
+                arrays["r_metrics"].append(json.dumps(row["metrics"]))
+            elif name != "id":
+                arrays[f"r_{name}"].append(row[name])
+    return arrays
 
 
 async def _put_back(moved: list[tuple[Path, Path]]) -> None:
