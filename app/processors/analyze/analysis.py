@@ -83,8 +83,8 @@ from app.processors.analyze.text import (
     HAN,
     HAN_CHAR_RE,
     WORD_RE,
+    bulk_word_finder,
     display,
-    word_finder,
 )
 from app.processors.analyze.writing import (
     MIN_PHRASE,
@@ -239,7 +239,7 @@ class _Unit:
 
 class _Pass:
     def __init__(self, language: str, by_line: bool, aozora: bool, text: str) -> None:
-        self.find_words = word_finder(text)
+        self.find_words = bulk_word_finder(text)
         self.language = language
         self.cjk = language in CJK_LANGUAGES
         self.by_line = by_line
