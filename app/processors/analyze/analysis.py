@@ -55,7 +55,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import compress, pairwise, repeat
+from itertools import compress, repeat
 from typing import Any
 
 from app.processors.analyze.characters import HONORIFICS, Character, LatinCast
@@ -397,12 +397,12 @@ class _Pass:
             # the candidates that may be synopsis-like first: only when fewer than
             # PER_CHAPTER of them are can a summary reach the others (see _prune)
             deferred = _score(unit.candidates, values, True)
-            if _prune(unit):
+            if _prune(unit, self.find_words):
                 if deferred:  # never chosen: PER_CHAPTER synopsis-like ones outrank them
                     unit.candidates = [c for c in unit.candidates if c.start < 0]
             elif deferred:  # too few synopsis-like candidates: the others count too
                 _score(unit.candidates, values, False)
-                _prune(unit)
+                _prune(unit, self.find_words)
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -537,27 +537,40 @@ def _sample(result: Analysis, check: str, text: str) -> None:
 
 _SYNOPSIS_END = re.compile(r"[^.!?…:;,][.。][)）]?\Z")
 _MARKUP = re.compile(r"[#|\[\]<>{}*]|^\s*[-*+>]\s|(?<!\w)[_*]{1,2}\w|\w[_*]{1,2}(?!\w)")
+_MARKUP_LEADS = re.compile(r"[#|\[\]<>{}*_]")
+"""The characters without which only a leading ``-`` or ``+`` can start ``_MARKUP``'s
+match: a search for them costs a tenth of ``_MARKUP``'s, which tries its four branches
+at every position."""
 _DIALOGUE_START = re.compile(r"^\s*(?:[—–―-]|[‘'])")
 
 
 _SYNOPSIS_ENDS = (".", "。", ")", "）")
 
 
-def synopsis_like(sentence: str, tokens: list[str], cjk: bool) -> bool:
-    """A whole declarative sentence told in narration (see the module docstring)."""
+def synopsis_like(sentence: str, find_words: Callable[[str], list[str]], cjk: bool) -> bool:
+    """A whole declarative sentence told in narration (see the module docstring);
+    ``find_words`` finds ``WORD_RE``'s words in it (read for a Latin sentence only,
+    once every other test has passed)."""
     text = sentence.strip()
     if not text.endswith(_SYNOPSIS_ENDS) or text.endswith(".."):
         return False  # the cheap test first: most sentences are rejected or kept here
-    if _SYNOPSIS_END.search(text) is None or _DIALOGUE_START.match(text):
+    # _SYNOPSIS_END ends at the end and is at most 3 characters long: searched there only
+    if _SYNOPSIS_END.search(text, max(0, len(text) - 3)) is None or _DIALOGUE_START.match(text):
         return False
-    if _HAS_QUOTE.search(text) is not None or _MARKUP.search(text) is not None:
+    if _HAS_QUOTE.search(text) is not None:
+        return False
+    # text is stripped: ^\s*[-*+>]\s can only match at a leading - or + (or > and *,
+    # which _MARKUP_LEADS holds)
+    if (_MARKUP_LEADS.search(text) is not None or text.startswith(("-", "+"))) and (
+        _MARKUP.search(text) is not None
+    ):
         return False
     if not cjk and not text[0].isupper():
         return False
     if cjk:
         return len(set(text)) >= 0.3 * len(text)
-    folded = [t.lower() for t in tokens]
-    if any(a == b for a, b in pairwise(folded)):
+    folded = list(map(str.lower, find_words(text)))
+    if any(map(operator.eq, folded, folded[1:])):
         return False  # "caw! caw!", "no, no"
     return len(set(folded)) >= 0.5 * len(folded)
 
@@ -606,7 +619,7 @@ def _may_be_synopsis(text: str) -> bool:
     return text.endswith(_SYNOPSIS_ENDS) and not text.endswith("..") and text[0].isupper()
 
 
-def _prune(unit: _Unit) -> bool:
+def _prune(unit: _Unit, find_words: Callable[[str], list[str]]) -> bool:
     """Drop the scored (Latin) candidates of ``unit`` that no summary can choose, to free
     their memory: those that :data:`PER_CHAPTER` synopsis-like candidates outscore even
     when only they get the largest bonus for naming main characters (see
@@ -618,7 +631,7 @@ def _prune(unit: _Unit) -> bool:
         return all(c.start < 0 for c in candidates)
     good = 0
     for cand in _ranked([c for c in candidates if c.start < 0]):
-        if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), False):
+        if not cand.loose and synopsis_like(cand.text, find_words, False):
             good += 1
             if good == PER_CHAPTER:
                 threshold = cand.score / _MAX_BONUS
@@ -627,7 +640,9 @@ def _prune(unit: _Unit) -> bool:
     return False
 
 
-def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidate]:
+def _best(
+    candidates: list[_Candidate], count: int, cjk: bool, find_words: Callable[[str], list[str]]
+) -> list[_Candidate]:
     """The ``count`` best synopsis-like candidates (others only when there are too few
     of them), in text order. Whether a candidate is synopsis-like is only read for the
     best-scored ones, until enough are found: not for every sentence of the text."""
@@ -637,7 +652,7 @@ def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidat
     for cand in ranked:
         if len(good) == count:
             break
-        if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), cjk):
+        if not cand.loose and synopsis_like(cand.text, find_words, cjk):
             good.append(cand)
         elif len(rest) < count:
             rest.append(cand)
@@ -689,11 +704,11 @@ def analyse(
     result.writing = _writing(walk, result, body, language)
     _favour_characters(units, [name for name, _ in result.names[:MAIN_CHARACTERS]])
     if result.chapters:
-        picked = [_best(unit.candidates, PER_CHAPTER, walk.cjk) for unit in units]
+        picked = [_best(u.candidates, PER_CHAPTER, walk.cjk, walk.find_words) for u in units]
         for chapter, best in zip(result.chapters, picked, strict=True):
             chapter.summary = [_shown(c.text) for c in best]
         units = [_Unit(best) for best in picked]
-    result.summary = [_shown(text) for text in _overall(units, walk.cjk)]
+    result.summary = [_shown(text) for text in _overall(units, walk.cjk, walk.find_words)]
     return result
 
 
@@ -780,7 +795,7 @@ def _cjk_presence(
     return out
 
 
-def _overall(units: list[_Unit], cjk: bool) -> list[str]:
+def _overall(units: list[_Unit], cjk: bool, find_words: Callable[[str], list[str]]) -> list[str]:
     """The best sentence of each of at most OVERALL equal groups of units, in text order."""
     if not units:
         return []
@@ -789,7 +804,7 @@ def _overall(units: list[_Unit], cjk: bool) -> list[str]:
     for g in range(groups):
         members = units[g * len(units) // groups : (g + 1) * len(units) // groups]
         pool = [c for unit in members for c in unit.candidates]
-        chosen += _best(pool, 1, cjk)
+        chosen += _best(pool, 1, cjk, find_words)
     return [c.text for c in sorted(chosen, key=lambda c: c.position)]
 
 
