@@ -137,6 +137,16 @@ _QUOTED = re.compile(
 )
 _DIALOGUE_DASH = ("—", "–", "--", "―")
 _HAS_QUOTE = re.compile(r"[“”\"«»「」『』„]")
+
+
+def _has_quote(text: str) -> bool:
+    """Whether ``text`` holds a quotation mark (``_HAS_QUOTE``); in an ASCII text (known
+    in O(1)) only ``"`` can be one, found by ``str.__contains__`` in C."""
+    if text.isascii():
+        return '"' in text
+    return _HAS_QUOTE.search(text) is not None
+
+
 _POSSESSIVE = re.compile(r"['’]s$")
 _ELISION = re.compile(r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]")
 
@@ -267,6 +277,8 @@ class _Pass:
         """The phrases to locate, once the walk is over (the counter is then dropped)."""
         self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
         self.function_words: set[str] = set()
+        self.log_counts: list[float] = []
+        """``math.log1p`` of each count, by count (see :meth:`_logs`)."""
         """The words seen so far that are not content words (see the module docstring)."""
         stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
         skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
@@ -284,7 +296,7 @@ class _Pass:
         result = self.result
         result.paragraphs += 1
         result.paragraph_chars += len(text)
-        has_quotes = _HAS_QUOTE.search(text) is not None
+        has_quotes = _has_quote(text)
         if text.startswith(_DIALOGUE_DASH):
             result.dialogue_chars += len(text)
         elif has_quotes:
@@ -309,7 +321,7 @@ class _Pass:
         consumed = start
         position = self.position
         lengths = result.sentence_lengths
-        find_words, has_quote = self.find_words, _HAS_QUOTE.search
+        find_words = self.find_words
         paragraph_tokens: list[str] = []  # counted once per paragraph: fewer calls
         base = len(words_out)  # where this paragraph's words start in the stretch's list
         for sentence in split_sentences(text):
@@ -325,7 +337,7 @@ class _Pass:
             if low <= count <= high:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
-                    loose = has_quotes and has_quote(sentence) is not None
+                    loose = has_quotes and _has_quote(sentence)
                     # Latin: its words are found again in the stretch's word list at
                     # scoring; CJK scoring reads the text itself
                     at = base + words if latin else -1
@@ -379,20 +391,23 @@ class _Pass:
         self, units: list[_Unit], counted: tuple[Counter[str], list[str]], tokens: list[str]
     ) -> None:
         """Score with the chapter's own word counts (see the module docstring);
-        ``counted``: :meth:`_count`'s answer; ``tokens``: the stretch's words, where
-        each candidate's ``start`` points."""
+        ``counted``: :meth:`_count`'s answer (its counts are spent here: function words
+        are set to 0); ``tokens``: the stretch's words, where each candidate's ``start``
+        points."""
         counter, new = counted
         function, stop = self.function_words, self.stop
         for word in new:  # words not seen in earlier chapters
             lower = word.lower()
             if len(lower) < 3 or lower in stop or lower.isdigit():
                 function.add(word)
-        # built in C (no Python loop over the chapter's words); function words removed
-        weights = dict(zip(counter.keys(), map(math.log1p, counter.values()), strict=True))
-        weights.update(zip(function.intersection(counter.keys()), repeat(0.0)))
-        # every word's weight, in text order, in C; a sentence's sum is then a slice's
-        # (the same additions in the same order as summing its own words' weights)
-        values = list(map(weights.get, tokens, repeat(0.0)))
+        # a function word counts 0 here, and log1p(0) = 0.0: no weight
+        dict.update(counter, zip(function.intersection(counter.keys()), repeat(0)))
+        logs = self._logs(max(counter.values(), default=0))
+        # every word's weight, in text order, in C: its count, then that count's log1p
+        # from a table (not a weight dict built per chapter: one entry per distinct
+        # word); a sentence's sum is then a slice's (the same additions in the same
+        # order as summing its own words' weights)
+        values = list(map(logs.__getitem__, map(counter.__getitem__, tokens)))
         for unit in units:
             # the candidates that may be synopsis-like first: only when fewer than
             # PER_CHAPTER of them are can a summary reach the others (see _prune)
@@ -403,6 +418,13 @@ class _Pass:
             elif deferred:  # too few synopsis-like candidates: the others count too
                 _score(unit.candidates, values, False)
                 _prune(unit, self.find_words)
+
+    def _logs(self, largest: int) -> list[float]:
+        """``math.log1p(n)`` at index ``n``, for every count up to ``largest``."""
+        logs = self.log_counts
+        if len(logs) <= largest:
+            logs.extend(map(math.log1p, range(len(logs), largest + 1)))
+        return logs
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -557,7 +579,7 @@ def synopsis_like(sentence: str, find_words: Callable[[str], list[str]], cjk: bo
     # _SYNOPSIS_END ends at the end and is at most 3 characters long: searched there only
     if _SYNOPSIS_END.search(text, max(0, len(text) - 3)) is None or _DIALOGUE_START.match(text):
         return False
-    if _HAS_QUOTE.search(text) is not None:
+    if _has_quote(text):
         return False
     # text is stripped: ^\s*[-*+>]\s can only match at a leading - or + (or > and *,
     # which _MARKUP_LEADS holds)
