@@ -49,6 +49,25 @@ def _may_be_high(text: str) -> bool:
     return False
 
 
+_C1_CONTROL = re.compile(rb"\xc2[\x80-\x9f]")
+
+
+def count_controls(text: str, ascii_controls: bytes) -> int:
+    """How many characters of ``text`` are among ``ascii_controls`` (code points below
+    0x80, as bytes) or C1 controls (U+0080–U+009F), counted on its UTF-8 form a
+    megabyte at a time: ``bytes.translate`` deletes the first (one byte each), and the
+    second are ``\\xc2`` then 0x80–0x9F, searched only where ``\\xc2`` occurs. Both
+    run in C, without the Unicode lookup a character-class search makes per
+    character (half the time of one on a 10 MB text)."""
+    count = 0
+    for start in range(0, len(text), _LEAD_CHUNK):
+        encoded = text[start : start + _LEAD_CHUNK].encode("utf-8", "surrogatepass")
+        count += len(encoded) - len(encoded.translate(None, ascii_controls))
+        if b"\xc2" in encoded:
+            count += len(_C1_CONTROL.findall(encoded))
+    return count
+
+
 def word_finder(text: str) -> Callable[[str], list[str]]:
     """The fastest ``findall`` of the two patterns that finds ``WORD_RE``'s words in
     pieces of ``text``."""
