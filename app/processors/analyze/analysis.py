@@ -55,7 +55,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import compress, pairwise, repeat
+from itertools import compress, repeat
 from typing import Any
 
 from app.processors.analyze.characters import HONORIFICS, Character, LatinCast
@@ -83,8 +83,8 @@ from app.processors.analyze.text import (
     HAN,
     HAN_CHAR_RE,
     WORD_RE,
+    bulk_word_finder,
     display,
-    word_finder,
 )
 from app.processors.analyze.writing import (
     MIN_PHRASE,
@@ -137,6 +137,16 @@ _QUOTED = re.compile(
 )
 _DIALOGUE_DASH = ("—", "–", "--", "―")
 _HAS_QUOTE = re.compile(r"[“”\"«»「」『』„]")
+
+
+def _has_quote(text: str) -> bool:
+    """Whether ``text`` holds a quotation mark (``_HAS_QUOTE``); in an ASCII text (known
+    in O(1)) only ``"`` can be one, found by ``str.__contains__`` in C."""
+    if text.isascii():
+        return '"' in text
+    return _HAS_QUOTE.search(text) is not None
+
+
 _POSSESSIVE = re.compile(r"['’]s$")
 _ELISION = re.compile(r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]")
 
@@ -239,7 +249,7 @@ class _Unit:
 
 class _Pass:
     def __init__(self, language: str, by_line: bool, aozora: bool, text: str) -> None:
-        self.find_words = word_finder(text)
+        self.find_words = bulk_word_finder(text)
         self.language = language
         self.cjk = language in CJK_LANGUAGES
         self.by_line = by_line
@@ -267,6 +277,8 @@ class _Pass:
         """The phrases to locate, once the walk is over (the counter is then dropped)."""
         self.phrase_stride = 1 + len(text) // PHRASE_SAMPLE_CHARS
         self.function_words: set[str] = set()
+        self.log_counts: list[float] = []
+        """``math.log1p`` of each count, by count (see :meth:`_logs`)."""
         """The words seen so far that are not content words (see the module docstring)."""
         stop_chars = "".join(sorted(w for w in self.stop if len(w) == 1 and HAN_CHAR_RE.match(w)))
         skip = f"(?![{re.escape(stop_chars)}])" if stop_chars else ""
@@ -284,7 +296,7 @@ class _Pass:
         result = self.result
         result.paragraphs += 1
         result.paragraph_chars += len(text)
-        has_quotes = _HAS_QUOTE.search(text) is not None
+        has_quotes = _has_quote(text)
         if text.startswith(_DIALOGUE_DASH):
             result.dialogue_chars += len(text)
         elif has_quotes:
@@ -309,7 +321,7 @@ class _Pass:
         consumed = start
         position = self.position
         lengths = result.sentence_lengths
-        find_words, has_quote = self.find_words, _HAS_QUOTE.search
+        find_words = self.find_words
         paragraph_tokens: list[str] = []  # counted once per paragraph: fewer calls
         base = len(words_out)  # where this paragraph's words start in the stretch's list
         for sentence in split_sentences(text):
@@ -325,7 +337,7 @@ class _Pass:
             if low <= count <= high:
                 unit.seen += 1  # _Unit.offer, inlined: keep every stride-th candidate
                 if not (unit.seen - 1) % unit.stride:
-                    loose = has_quotes and has_quote(sentence) is not None
+                    loose = has_quotes and _has_quote(sentence)
                     # Latin: its words are found again in the stretch's word list at
                     # scoring; CJK scoring reads the text itself
                     at = base + words if latin else -1
@@ -379,30 +391,40 @@ class _Pass:
         self, units: list[_Unit], counted: tuple[Counter[str], list[str]], tokens: list[str]
     ) -> None:
         """Score with the chapter's own word counts (see the module docstring);
-        ``counted``: :meth:`_count`'s answer; ``tokens``: the stretch's words, where
-        each candidate's ``start`` points."""
+        ``counted``: :meth:`_count`'s answer (its counts are spent here: function words
+        are set to 0); ``tokens``: the stretch's words, where each candidate's ``start``
+        points."""
         counter, new = counted
         function, stop = self.function_words, self.stop
         for word in new:  # words not seen in earlier chapters
             lower = word.lower()
             if len(lower) < 3 or lower in stop or lower.isdigit():
                 function.add(word)
-        # built in C (no Python loop over the chapter's words); function words removed
-        weights = dict(zip(counter.keys(), map(math.log1p, counter.values()), strict=True))
-        weights.update(zip(function.intersection(counter.keys()), repeat(0.0)))
-        # every word's weight, in text order, in C; a sentence's sum is then a slice's
-        # (the same additions in the same order as summing its own words' weights)
-        values = list(map(weights.get, tokens, repeat(0.0)))
+        # a function word counts 0 here, and log1p(0) = 0.0: no weight
+        dict.update(counter, zip(function.intersection(counter.keys()), repeat(0)))
+        logs = self._logs(max(counter.values(), default=0))
+        # every word's weight, in text order, in C: its count, then that count's log1p
+        # from a table (not a weight dict built per chapter: one entry per distinct
+        # word); a sentence's sum is then a slice's (the same additions in the same
+        # order as summing its own words' weights)
+        values = list(map(logs.__getitem__, map(counter.__getitem__, tokens)))
         for unit in units:
             # the candidates that may be synopsis-like first: only when fewer than
             # PER_CHAPTER of them are can a summary reach the others (see _prune)
             deferred = _score(unit.candidates, values, True)
-            if _prune(unit):
+            if _prune(unit, self.find_words):
                 if deferred:  # never chosen: PER_CHAPTER synopsis-like ones outrank them
                     unit.candidates = [c for c in unit.candidates if c.start < 0]
             elif deferred:  # too few synopsis-like candidates: the others count too
                 _score(unit.candidates, values, False)
-                _prune(unit)
+                _prune(unit, self.find_words)
+
+    def _logs(self, largest: int) -> list[float]:
+        """``math.log1p(n)`` at index ``n``, for every count up to ``largest``."""
+        logs = self.log_counts
+        if len(logs) <= largest:
+            logs.extend(map(math.log1p, range(len(logs), largest + 1)))
+        return logs
 
     def score_cjk(self, units: list[_Unit], bigrams: Counter[str]) -> None:
         """Score with the body's content-bigram counts (see the module docstring)."""
@@ -537,27 +559,40 @@ def _sample(result: Analysis, check: str, text: str) -> None:
 
 _SYNOPSIS_END = re.compile(r"[^.!?…:;,][.。][)）]?\Z")
 _MARKUP = re.compile(r"[#|\[\]<>{}*]|^\s*[-*+>]\s|(?<!\w)[_*]{1,2}\w|\w[_*]{1,2}(?!\w)")
+_MARKUP_LEADS = re.compile(r"[#|\[\]<>{}*_]")
+"""The characters without which only a leading ``-`` or ``+`` can start ``_MARKUP``'s
+match: a search for them costs a tenth of ``_MARKUP``'s, which tries its four branches
+at every position."""
 _DIALOGUE_START = re.compile(r"^\s*(?:[—–―-]|[‘'])")
 
 
 _SYNOPSIS_ENDS = (".", "。", ")", "）")
 
 
-def synopsis_like(sentence: str, tokens: list[str], cjk: bool) -> bool:
-    """A whole declarative sentence told in narration (see the module docstring)."""
+def synopsis_like(sentence: str, find_words: Callable[[str], list[str]], cjk: bool) -> bool:
+    """A whole declarative sentence told in narration (see the module docstring);
+    ``find_words`` finds ``WORD_RE``'s words in it (read for a Latin sentence only,
+    once every other test has passed)."""
     text = sentence.strip()
     if not text.endswith(_SYNOPSIS_ENDS) or text.endswith(".."):
         return False  # the cheap test first: most sentences are rejected or kept here
-    if _SYNOPSIS_END.search(text) is None or _DIALOGUE_START.match(text):
+    # _SYNOPSIS_END ends at the end and is at most 3 characters long: searched there only
+    if _SYNOPSIS_END.search(text, max(0, len(text) - 3)) is None or _DIALOGUE_START.match(text):
         return False
-    if _HAS_QUOTE.search(text) is not None or _MARKUP.search(text) is not None:
+    if _has_quote(text):
+        return False
+    # text is stripped: ^\s*[-*+>]\s can only match at a leading - or + (or > and *,
+    # which _MARKUP_LEADS holds)
+    if (_MARKUP_LEADS.search(text) is not None or text.startswith(("-", "+"))) and (
+        _MARKUP.search(text) is not None
+    ):
         return False
     if not cjk and not text[0].isupper():
         return False
     if cjk:
         return len(set(text)) >= 0.3 * len(text)
-    folded = [t.lower() for t in tokens]
-    if any(a == b for a, b in pairwise(folded)):
+    folded = list(map(str.lower, find_words(text)))
+    if any(map(operator.eq, folded, folded[1:])):
         return False  # "caw! caw!", "no, no"
     return len(set(folded)) >= 0.5 * len(folded)
 
@@ -606,7 +641,7 @@ def _may_be_synopsis(text: str) -> bool:
     return text.endswith(_SYNOPSIS_ENDS) and not text.endswith("..") and text[0].isupper()
 
 
-def _prune(unit: _Unit) -> bool:
+def _prune(unit: _Unit, find_words: Callable[[str], list[str]]) -> bool:
     """Drop the scored (Latin) candidates of ``unit`` that no summary can choose, to free
     their memory: those that :data:`PER_CHAPTER` synopsis-like candidates outscore even
     when only they get the largest bonus for naming main characters (see
@@ -618,7 +653,7 @@ def _prune(unit: _Unit) -> bool:
         return all(c.start < 0 for c in candidates)
     good = 0
     for cand in _ranked([c for c in candidates if c.start < 0]):
-        if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), False):
+        if not cand.loose and synopsis_like(cand.text, find_words, False):
             good += 1
             if good == PER_CHAPTER:
                 threshold = cand.score / _MAX_BONUS
@@ -627,7 +662,9 @@ def _prune(unit: _Unit) -> bool:
     return False
 
 
-def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidate]:
+def _best(
+    candidates: list[_Candidate], count: int, cjk: bool, find_words: Callable[[str], list[str]]
+) -> list[_Candidate]:
     """The ``count`` best synopsis-like candidates (others only when there are too few
     of them), in text order. Whether a candidate is synopsis-like is only read for the
     best-scored ones, until enough are found: not for every sentence of the text."""
@@ -637,7 +674,7 @@ def _best(candidates: list[_Candidate], count: int, cjk: bool) -> list[_Candidat
     for cand in ranked:
         if len(good) == count:
             break
-        if not cand.loose and synopsis_like(cand.text, WORD_RE.findall(cand.text), cjk):
+        if not cand.loose and synopsis_like(cand.text, find_words, cjk):
             good.append(cand)
         elif len(rest) < count:
             rest.append(cand)
@@ -689,11 +726,11 @@ def analyse(
     result.writing = _writing(walk, result, body, language)
     _favour_characters(units, [name for name, _ in result.names[:MAIN_CHARACTERS]])
     if result.chapters:
-        picked = [_best(unit.candidates, PER_CHAPTER, walk.cjk) for unit in units]
+        picked = [_best(u.candidates, PER_CHAPTER, walk.cjk, walk.find_words) for u in units]
         for chapter, best in zip(result.chapters, picked, strict=True):
             chapter.summary = [_shown(c.text) for c in best]
         units = [_Unit(best) for best in picked]
-    result.summary = [_shown(text) for text in _overall(units, walk.cjk)]
+    result.summary = [_shown(text) for text in _overall(units, walk.cjk, walk.find_words)]
     return result
 
 
@@ -780,7 +817,7 @@ def _cjk_presence(
     return out
 
 
-def _overall(units: list[_Unit], cjk: bool) -> list[str]:
+def _overall(units: list[_Unit], cjk: bool, find_words: Callable[[str], list[str]]) -> list[str]:
     """The best sentence of each of at most OVERALL equal groups of units, in text order."""
     if not units:
         return []
@@ -789,7 +826,7 @@ def _overall(units: list[_Unit], cjk: bool) -> list[str]:
     for g in range(groups):
         members = units[g * len(units) // groups : (g + 1) * len(units) // groups]
         pool = [c for unit in members for c in unit.candidates]
-        chosen += _best(pool, 1, cjk)
+        chosen += _best(pool, 1, cjk, find_words)
     return [c.text for c in sorted(chosen, key=lambda c: c.position)]
 
 

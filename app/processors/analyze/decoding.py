@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
+from app.processors.analyze.text import count_controls
 from app.processors.base import PermanentError
 
 PLAUSIBLE = [
@@ -135,7 +136,9 @@ SNIFF_BYTES = 64 * 1024
 """How much of an upload the upload check reads and gives to :func:`sniff`."""
 MAX_CONTROL_RATIO = 0.001
 """More C0/C1 control characters than this share of the text means binary data."""
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0E, 0x20), 0x7F])
+"""The control characters below 0x80 that count against a text (tab, line and page
+breaks do not), with the C1 controls U+0080–U+009F: :func:`.text.count_controls`."""
 _LINE_BREAKS = re.compile(r"\r\n?")
 _UTF16_HEAD = 4096
 _NOT_A_BOUNDARY = bytes(range(0x30, 0x100))
@@ -284,7 +287,7 @@ def _refuse_binary(data: bytes) -> None:
 
 
 def _controls(text: str) -> int:
-    return len(_CONTROL.findall(text))
+    return count_controls(text, _CONTROL_BYTES)
 
 
 def _control_allowance(length: int) -> float:

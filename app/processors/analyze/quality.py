@@ -40,9 +40,11 @@ from dataclasses import dataclass, field
 
 from app.processors.analyze.analysis import Analysis
 from app.processors.analyze.structure import Body
-from app.processors.analyze.text import CJK_LANGUAGES, HAN, HAN_CHAR_RE
+from app.processors.analyze.text import CJK_LANGUAGES, HAN, HAN_CHAR_RE, count_controls
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+"""``_CONTROL`` below 0x80, for :func:`.text.count_controls` (which adds C1's)."""
 _MOJIBAKE = re.compile(
     r"Ã[\u0080-\u00bf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ]|â€[\u0080-\u00bf™œ\u009d“”˜¦¢¡]|Â[\u00a0-\u00bf]"
 )
@@ -188,7 +190,9 @@ def assess(body: Body, analysis: Analysis, language: str) -> Quality:
     words = max(1, analysis.words)
     chapters = max(1, len(analysis.chapters))
     replacement, replacement_at = _matches(_REPLACEMENT, text, where, ("\ufffd",))
-    control, control_at = _matches(_CONTROL, text, where)
+    # counted in C first: a clean text is not scanned by the engine at all
+    has_controls = count_controls(text, _CONTROL_BYTES) > 0
+    control, control_at = _matches(_CONTROL, text, where) if has_controls else (0, [])
     mojibake, mojibake_at = _matches(_MOJIBAKE, text, where, _MOJIBAKE_LEADS)
     if language == "zh":
         alien = 0

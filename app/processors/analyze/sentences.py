@@ -23,7 +23,12 @@ ABBREVIATIONS = (
 )  # fmt: skip
 """Words whose period does not end a sentence."""
 
-_NOT_AFTER = "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS)
+_BY_LENGTH: dict[int, list[str]] = {}
+for _word in ABBREVIATIONS:
+    _BY_LENGTH.setdefault(len(_word), []).append(re.escape(_word))
+_NOT_AFTER = "".join(rf"(?<!\b(?:{'|'.join(words)})\.)" for _, words in sorted(_BY_LENGTH.items()))
+"""Not after an abbreviation: one look-behind per length (an alternation of words of one
+length is a fixed-width look-behind), 4 for the 23 words instead of one per word."""
 _CLOSERS = '”’"»)\\]」』）】》〉'
 _LOWER = "a-zß-öø-ÿ"
 

@@ -63,7 +63,8 @@ _PG_PRODUCED = re.compile(
     re.IGNORECASE,
 )
 _AOZORA_RULE = re.compile(r"^-{20,}[ \t]*$", re.MULTILINE)
-_AOZORA_COLOPHON = re.compile(r"^底本：", re.MULTILINE)
+_COLOPHON = "底本："
+_AOZORA_COLOPHON = re.compile(rf"^{_COLOPHON}", re.MULTILINE)
 AOZORA_MARKUP = re.compile(r"《[^》\n]*》|［＃[^］\n]*］|｜")
 
 BoilerplateKind = Literal["gutenberg", "aozora", "none"]
@@ -106,7 +107,9 @@ def find_body(text: str) -> Body:
         if produced is not None:
             lo = produced.end()
         return Body(text[lo:hi], lo, "gutenberg")
-    colophon = _last(_AOZORA_COLOPHON.finditer(text))  # the last (a file pasted twice)
+    # the last (a file pasted twice); its literal looked for first with str.__contains__,
+    # so a text without one is not scanned line by line by the engine
+    colophon = _last(_AOZORA_COLOPHON.finditer(text)) if _COLOPHON in text else None
     rules = [m for m in _AOZORA_RULE.finditer(text, 0, colophon.start() if colophon else 20_000)]
     legend = len(rules) >= 2 and "記号" in text[rules[0].end() : rules[1].start()]
     if colophon is not None or legend:
