@@ -246,22 +246,29 @@ COMPLETED_MESSAGE = "Completed"
 """The log message of a completed attempt."""
 
 
+def _logs_of(changed: Any, message: Any, details: Any) -> Any:
+    """An INSERT of one info log row, at ``now``, per row of ``changed`` (a CTE that
+    returns the ``id`` and ``attempt`` of the tasks a statement changed): ``message``
+    and ``details`` are SQL expressions over its columns."""
+    return insert(_LOGS).from_select(
+        ["task_id", "attempt", "log_level", "message", "details", "created_at"],
+        select(
+            changed.c.id,
+            changed.c.attempt,
+            literal_column(f"'{LogLevel.INFO.value}'"),
+            message,
+            details,
+            bindparam("now"),
+        ),
+    )
+
+
 def _complete_many_pg() -> Any:
     """PostgreSQL: ``_COMPLETE_MANY``, the log rows of the attempts it completed and
     their events' ``pg_notify`` in one statement (the UPDATE and the INSERT as
     data-modifying CTEs). Parameters: those of ``_COMPLETE_MANY``, ``b_origin``."""
     done = _COMPLETE_MANY["postgresql"].cte("done")
-    logged = insert(_LOGS).from_select(
-        ["task_id", "attempt", "log_level", "message", "details", "created_at"],
-        select(
-            done.c.id,
-            done.c.attempt,
-            literal_column(f"'{LogLevel.INFO.value}'"),
-            literal_column(f"'{COMPLETED_MESSAGE}'"),
-            null(),
-            bindparam("now"),
-        ),
-    )
+    logged = _logs_of(done, literal_column(f"'{COMPLETED_MESSAGE}'"), null())
     notify = func.pg_notify(literal_column(f"'{EVENTS_CHANNEL}'"), _event_json(done.c))
     return select(*done.c, notify.label("notified")).add_cte(logged.cte("logged"))
 
@@ -455,16 +462,10 @@ def _claim_pg(limit: int) -> Any:
         .returning(*_EVENT_COLUMNS_CORE, TASKS.c.attempt, *_CLAIM_RETURNS)
         .cte("started")
     )
-    logged = insert(_LOGS).from_select(
-        ["task_id", "attempt", "log_level", "message", "details", "created_at"],
-        select(
-            started.c.id,
-            started.c.attempt,
-            literal_column(f"'{LogLevel.INFO.value}'"),
-            literal_column("'Started attempt '").op("||")(cast(started.c.attempt, String)),
-            func.json_build_object(literal_column("'worker_id'"), bindparam("b_worker_id")),
-            bindparam("now"),
-        ),
+    logged = _logs_of(
+        started,
+        literal_column("'Started attempt '").op("||")(cast(started.c.attempt, String)),
+        func.json_build_object(literal_column("'worker_id'"), bindparam("b_worker_id")),
     )
     upload = (
         select(_FILES.c.task_id, _FILES.c.storage_type, _FILES.c.storage_path,
